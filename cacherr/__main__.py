@@ -1,0 +1,5 @@
+import sys
+
+from cacherr.cli import main
+
+sys.exit(main())

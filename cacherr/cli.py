@@ -1,0 +1,97 @@
+"""The command line: argument parsing and dispatch to one module per command.
+
+Only `cacherr.commands` knows argv and exit codes (0 success, 1 runtime failure,
+2 usage or config error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from cacherr import __version__
+from cacherr.commands import EXIT_USAGE
+
+COMMANDS = (
+    "run", "plan", "validate", "ls", "evict", "doctor", "init", "schema", "healthcheck", "demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for every command of SPEC §5."""
+    parser = argparse.ArgumentParser(
+        prog="cacherr",
+        description="Keep the Plex media people are about to watch on a fast cache pool.",
+    )
+    parser.add_argument("--version", action="version", version=f"cacherr {__version__}")
+    parser.add_argument(
+        "-c", "--config", metavar="RULES",
+        help="rules file (default: $CACHERR_CONFIG, ./rules.yaml, /config/rules.yaml, "
+             "/boot/config/plugins/cacherr/rules.yaml)",
+    )
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="the service (or one cycle with --once)")
+    run.add_argument("--once", action="store_true", help="run one full cycle, then exit")
+    run.add_argument("--dry-run", action="store_true", help="plan and report, move nothing")
+
+    plan = sub.add_parser("plan", help="what the next cycle would do; changes nothing")
+    plan.add_argument("--json", action="store_true", help="pure JSON on stdout")
+
+    validate = sub.add_parser("validate", help="check the rules file")
+    validate.add_argument("--offline", action="store_true",
+                          help="skip the checks that look at this host (paths, devices)")
+
+    ls = sub.add_parser("ls", help="what is cached, why, for whom, since when")
+    ls.add_argument("--user")
+    ls.add_argument("--rule")
+    ls.add_argument("--format", default="table", choices=["table", "json", "csv"])
+
+    evict = sub.add_parser("evict", help="put files back now")
+    evict.add_argument("paths", nargs="*", metavar="PATH")
+    evict.add_argument("--all", action="store_true", help="empty the cache (uninstall path)")
+    evict.add_argument("--hold", metavar="D", help="keep the files out of plans for duration D")
+
+    doctor = sub.add_parser("doctor", help="check the host and audit the cache")
+    doctor.add_argument("--fix", action="store_true", help="repair what is safe to repair")
+
+    init = sub.add_parser("init", help="write a starter rules.yaml")
+    init.add_argument("--from-env", metavar="FILE", help="convert a Cacherr/PlexCacheUltra .env")
+    init.add_argument("--from-plexcache", metavar="FILE",
+                      help="convert a PlexCache plexcache_settings.json")
+
+    sub.add_parser("schema", help="print the JSON Schema of rules.yaml")
+    sub.add_parser("healthcheck", help="exit 0 if the local service is healthy, else 1")
+
+    demo = sub.add_parser("demo", help="run everything on a throw-away sandbox")
+    demo.add_argument("--once", action="store_true", help="exit after the demo cycle")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse argv, run the command, return its exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        # argparse exits 2 on usage errors and 0 on --help/--version.
+        return int(exit_.code or 0)
+    if args.command == "evict" and not args.all and not args.paths:
+        parser.error("evict needs PATH... or --all")  # exits 2
+    if args.command == "evict" and args.all and args.paths:
+        print("cacherr evict: give PATH... or --all, not both", file=sys.stderr)
+        return EXIT_USAGE
+    from cacherr.logs import setup_logging
+
+    setup_logging(args.log_level, as_json=args.log_json)
+    module = importlib.import_module(f"cacherr.commands.{args.command}")
+    try:
+        return module.run(args)
+    except KeyboardInterrupt:
+        logging.getLogger("cacherr").warning("interrupted")
+        return 1

@@ -1,0 +1,7 @@
+"""`cacherr plan`: see SPEC §5."""
+
+from cacherr.commands._notyet import not_yet
+
+
+def run(args) -> int:
+    return not_yet("plan")

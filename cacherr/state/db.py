@@ -1,0 +1,63 @@
+"""Opening the state database: durable settings and migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from cacherr.state.migrations import MIGRATIONS
+
+DATABASE_NAME = "cacherr.db"
+
+
+class StateDatabaseError(Exception):
+    """The state database cannot be opened or is newer than this cacherr."""
+
+
+def connect(state_dir: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """Given the state directory, return a connection with every migration applied.
+
+    The database is opened with `synchronous=FULL` and WAL, so a committed transaction
+    survives a power cut. A read-only connection applies no migration and may be used
+    while a service holds the run lock. Raise StateDatabaseError if the file is from a
+    newer cacherr.
+    """
+    path = Path(state_dir) / DATABASE_NAME
+    if read_only:
+        if not path.exists():
+            raise StateDatabaseError(f"{path}: no state database yet (has cacherr run?)")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    latest = MIGRATIONS[-1][0]
+    if version > latest:
+        conn.close()
+        raise StateDatabaseError(
+            f"{path}: schema version {version} is newer than this cacherr knows ({latest})"
+        )
+    if not read_only:
+        migrate(conn)
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this database lacks, each in its own transaction; return the version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, sql in MIGRATIONS:
+        if number <= version:
+            continue
+        try:
+            # One transaction per migration: the schema change and its version together.
+            conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {int(number)};\nCOMMIT;")
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        version = number
+    return version

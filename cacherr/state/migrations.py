@@ -1,0 +1,58 @@
+"""Versioned schema migrations of the state database.
+
+Each entry is (version, SQL). `PRAGMA user_version` records the last one applied.
+Never edit a migration that has shipped; append a new one.
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        -- What cacherr put (or adopted) on the fast side. Identity is measured on the
+        -- branches, never through the merged view.
+        CREATE TABLE cached_files (
+            id              INTEGER PRIMARY KEY,
+            relative_path   TEXT NOT NULL UNIQUE,  -- share-relative (union) or root-relative (symlink)
+            layout          TEXT NOT NULL CHECK (layout IN ('union', 'symlink')),
+            original        TEXT NOT NULL CHECK (original IN ('shadow', 'backup', 'move')),
+            kind            TEXT NOT NULL CHECK (kind IN ('cached', 'adopted')),
+            fast_branch     TEXT NOT NULL,
+            fast_size_bytes INTEGER NOT NULL,
+            fast_mtime_ns   INTEGER NOT NULL,
+            fast_inode      INTEGER NOT NULL,
+            slow_branch     TEXT,                   -- NULL when adopted with no slow copy
+            slow_size_bytes INTEGER,
+            slow_mtime_ns   INTEGER,
+            slow_inode      INTEGER,
+            backup_name     TEXT,                   -- original: backup
+            sidecar_of      TEXT,                   -- relative_path of the video it follows
+            cached_at       REAL NOT NULL
+        );
+        -- Which rules and users want a cached file, and since when.
+        CREATE TABLE attributions (
+            relative_path     TEXT NOT NULL,
+            rule              TEXT NOT NULL,
+            user              TEXT NOT NULL DEFAULT '',
+            first_selected_at REAL NOT NULL,
+            last_selected_at  REAL NOT NULL,
+            PRIMARY KEY (relative_path, rule, user)
+        );
+        -- What happened, for ls/doctor and the curious.
+        CREATE TABLE operations (
+            id            INTEGER PRIMARY KEY,
+            at            REAL NOT NULL,
+            action        TEXT NOT NULL,
+            relative_path TEXT NOT NULL,
+            size_bytes    INTEGER NOT NULL DEFAULT 0,
+            outcome       TEXT NOT NULL,
+            detail        TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX operations_at ON operations (at);
+        -- `evict --hold D`: files kept out of plans until a time.
+        CREATE TABLE holds (
+            relative_path TEXT PRIMARY KEY,
+            until         REAL NOT NULL
+        );
+        """,
+    ),
+]
