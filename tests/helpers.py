@@ -1,0 +1,30 @@
+"""Small helpers shared by the test layers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def require_root() -> None:
+    """Skip (or, in CI, fail: see conftest) unless running as root."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (mounts, chown)")
+
+
+def require_tool(name: str) -> str:
+    """Return the path of an installed tool, or skip naming the Debian package to install."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"needs {name} (installed by .ci/run)")
+    return path
+
+
+def require_fuse() -> str:
+    """Return the mergerfs path if FUSE mounts can work here, else skip."""
+    require_root()
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("needs /dev/fuse for mergerfs")
+    return require_tool("mergerfs")
