@@ -1,0 +1,1 @@
+"""Helpers that tests and the demo share: real mounts arranged like an Unraid server."""
