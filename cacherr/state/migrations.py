@@ -55,4 +55,31 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        -- The engine's journal: each action is written before it starts, each step once
+        -- it is durable on disk. Recovery reads the unfinished ones at start-up.
+        CREATE TABLE journal_actions (
+            id            INTEGER PRIMARY KEY,
+            kind          TEXT NOT NULL CHECK (kind IN ('cache', 'evict')),
+            layout        TEXT NOT NULL,
+            original      TEXT NOT NULL,
+            relative_path TEXT NOT NULL,
+            plan          TEXT NOT NULL,            -- JSON: branches, identities, folders
+            state         TEXT NOT NULL DEFAULT 'running'
+                          CHECK (state IN ('running', 'done', 'aborted')),
+            outcome       TEXT NOT NULL DEFAULT '',
+            started_at    REAL NOT NULL,
+            finished_at   REAL
+        );
+        CREATE INDEX journal_actions_running ON journal_actions (state);
+        CREATE TABLE journal_steps (
+            action_id INTEGER NOT NULL REFERENCES journal_actions (id) ON DELETE CASCADE,
+            step      TEXT NOT NULL,
+            at        REAL NOT NULL,
+            PRIMARY KEY (action_id, step)
+        );
+        """,
+    ),
 ]

@@ -1,0 +1,62 @@
+"""What one action is: a plain record, written to the journal before anything happens."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cacherr.engine import paths
+from cacherr.state.ledger import FileIdentity
+
+KINDS = ("cache", "evict")
+
+
+@dataclass(frozen=True)
+class Action:
+    """Cache or evict one file, with everything recovery needs to decide from the disks.
+
+    Union layout: `fast_branch` is the pool, `slow_branch` the disk that holds the file,
+    `relative_path` is share-relative. Symlink layout: `fast_branch` is the cache `dir`,
+    `slow_branch` the host root that holds the original, `link_target` what the symlink
+    says (the copy as Plex sees it).
+    """
+
+    kind: str
+    layout: str
+    original: str
+    relative_path: str
+    fast_branch: str
+    slow_branch: str
+    slow: FileIdentity  # the original as measured on its branch
+    fast: FileIdentity | None = None  # evict: the cached copy as the ledger knows it
+    backup_name: str | None = None
+    link_target: str | None = None
+    created_folders: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def fast_path(self) -> Path:
+        return Path(self.fast_branch) / self.relative_path
+
+    @property
+    def slow_path(self) -> Path:
+        return Path(self.slow_branch) / self.relative_path
+
+    @property
+    def backup_path(self) -> Path:
+        return self.slow_path.with_name(self.backup_name or paths.backup_path(self.slow_path).name)
+
+    @property
+    def link_temp_path(self) -> Path:
+        return paths.link_temp_path(self.slow_path)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Action:
+        data = json.loads(text)
+        data["slow"] = FileIdentity(**data["slow"])
+        data["fast"] = FileIdentity(**data["fast"]) if data["fast"] else None
+        data["created_folders"] = tuple(data["created_folders"])
+        return cls(**data)

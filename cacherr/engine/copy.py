@@ -1,0 +1,263 @@
+"""The durable copy: a complete, verified, fsynced file appears at its final name, or none.
+
+Order (invariant 1 and 3): write a hidden temporary name in the target folder; fsync;
+verify; copy owner, mode, xattrs and times; fsync; check the source is unchanged; rename
+into place without replacing anything; fsync the folder. Any failure removes the
+temporary file and leaves the source alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cacherr.engine.checkpoints import Checkpoints
+from cacherr.engine.errors import Cancelled, CopyFailed, NoSpace, SourceChanged
+from cacherr.engine.paths import fsync_folder, temp_path
+from cacherr.state.ledger import FileIdentity
+
+DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_libc = ctypes.CDLL(None, use_errno=True)
+# A kernel copy that fails with one of these before any byte moved falls back to the next way.
+_FALLBACK_ERRNOS = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF}
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """How to copy: verification, chunking, and the hooks checked between chunks."""
+
+    verify: str = "size"  # size | checksum
+    chunk_size_bytes: int = DEFAULT_CHUNK_BYTES
+    cancel: threading.Event | None = None
+    progress: Callable[[int, int], None] | None = None  # (bytes done, bytes total)
+    throttle: Callable[[int], None] | None = None  # called with each chunk's size (bandwidth)
+    checkpoints: Checkpoints | None = None
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    target: FileIdentity
+    source: FileIdentity
+    sha256: str | None
+    method: str  # copy_file_range | sendfile | read/write
+
+
+def identity_of(st: os.stat_result) -> FileIdentity:
+    return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def rename_noreplace(source: Path, target: Path) -> None:
+    """rename(2) that fails with FileExistsError instead of replacing an existing target."""
+    if _libc.renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target),
+                       _RENAME_NOREPLACE) == 0:
+        return
+    err = ctypes.get_errno()
+    if err not in (errno.EINVAL, errno.ENOSYS):
+        raise OSError(err, os.strerror(err), str(source), None, str(target))
+    # This file system has no RENAME_NOREPLACE: check, then rename (the window is tiny).
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, "target exists", str(target))
+    os.rename(source, target)
+
+
+def durable_copy(source: Path, target: Path, expected: FileIdentity,
+                 options: CopyOptions) -> CopyResult:
+    """Given a source whose identity must be `expected` and a free target name, copy it.
+
+    Return the identities of both and the SHA-256 (verify: checksum). Raise SourceChanged
+    if the source differs from `expected` before, during or after; NoSpace on ENOSPC;
+    Cancelled if the cancel event is set; CopyFailed on any other I/O error or a failed
+    verification. On any error the temporary file is gone and the target name is free.
+    """
+    checkpoint = options.checkpoints.reached if options.checkpoints else (lambda name: None)
+    temporary = temp_path(target)
+    try:
+        source_fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise SourceChanged(source, "vanished before the copy") from None
+    except OSError as error:
+        raise CopyFailed(source, f"cannot open: {error.strerror}") from None
+    target_fd = -1
+    try:
+        st = os.fstat(source_fd)
+        if identity_of(st) != expected:
+            raise SourceChanged(source, "size, mtime or inode changed before the copy")
+        os.posix_fadvise(source_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        try:
+            os.unlink(temporary)  # a leftover of an aborted copy of this same file
+        except FileNotFoundError:
+            pass
+        target_fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                            | os.O_CLOEXEC, 0o600)
+        checkpoint("temp-created")
+        if options.verify == "checksum":
+            digest, method = _copy_hashing(source_fd, target_fd, st.st_size, options, checkpoint,
+                                           source=source)
+        else:
+            digest, method = None, _copy_kernel(source_fd, target_fd, st.st_size, options,
+                                                checkpoint, source)
+        os.fsync(target_fd)
+        checkpoint("temp-synced")
+        _verify(temporary, target_fd, st.st_size, digest, options, checkpoint)
+        _copy_metadata(source_fd, target_fd, st)
+        os.fsync(target_fd)
+        os.close(target_fd)
+        target_fd = -1
+        checkpoint("temp-complete")
+        try:
+            after = identity_of(os.lstat(source))
+        except FileNotFoundError:
+            raise SourceChanged(source, "vanished during the copy") from None
+        if after != expected:
+            raise SourceChanged(source, "size, mtime or inode changed during the copy")
+        try:
+            rename_noreplace(temporary, target)
+        except FileExistsError:
+            raise CopyFailed(target, "another file appeared at the target name") from None
+        checkpoint("renamed")
+        fsync_folder(target.parent)
+        checkpoint("placed")
+        return CopyResult(identity_of(os.lstat(target)), expected, digest, method)
+    except OSError as error:
+        _discard(temporary, target_fd)
+        target_fd = -1
+        if error.errno == errno.ENOSPC:
+            raise NoSpace(target, "the fast file system filled up during the copy") from None
+        raise CopyFailed(target, f"{error.strerror or error} ({error.filename or target})") from None
+    except BaseException:
+        _discard(temporary, target_fd)
+        target_fd = -1
+        raise
+    finally:
+        os.close(source_fd)
+
+
+def _discard(temporary: Path, target_fd: int) -> None:
+    if target_fd >= 0:
+        os.close(target_fd)
+    try:
+        os.unlink(temporary)
+    except OSError:
+        pass  # already gone, or the file system went read-only: recovery removes it later
+
+
+def _between_chunks(source: Path, done: int, total: int, options: CopyOptions,
+                    checkpoint: Callable[[str], None], name: str, length: int) -> None:
+    checkpoint(name)
+    if options.throttle is not None:
+        options.throttle(length)
+    if options.progress is not None:
+        options.progress(done, total)
+    if options.cancel is not None and options.cancel.is_set():
+        raise Cancelled(str(source), "cancelled (SIGTERM); the partial copy was removed")
+
+
+def _copy_kernel(source_fd: int, target_fd: int, total: int, options: CopyOptions,
+                 checkpoint: Callable[[str], None], source: Path) -> str:
+    """Copy with copy_file_range, else sendfile, else read/write; return the method used.
+
+    Stop at end of file, not at `total`: a source that grew is caught by the size check.
+    """
+    chunk = options.chunk_size_bytes
+    for method in ("copy_file_range", "sendfile"):
+        done = 0
+        while True:
+            try:
+                if method == "copy_file_range":
+                    moved = os.copy_file_range(source_fd, target_fd, chunk)
+                else:
+                    moved = os.sendfile(target_fd, source_fd, None, chunk)
+            except OSError as error:
+                if done == 0 and error.errno in _FALLBACK_ERRNOS:
+                    break
+                raise
+            if moved == 0:
+                _require_size(source, done, total)
+                return method
+            done += moved
+            _between_chunks(source, done, total, options, checkpoint, "copy-chunk", moved)
+    _copy_hashing(source_fd, target_fd, total, options, checkpoint, hashing=False, source=source)
+    return "read/write"
+
+
+def _copy_hashing(source_fd: int, target_fd: int, total: int, options: CopyOptions,
+                  checkpoint: Callable[[str], None], hashing: bool = True, *,
+                  source: Path) -> tuple[str | None, str]:
+    hasher = hashlib.sha256() if hashing else None
+    buffer = bytearray(options.chunk_size_bytes)
+    view = memoryview(buffer)
+    done = 0
+    while True:
+        length = os.readv(source_fd, [buffer])
+        if length == 0:
+            break
+        if hasher is not None:
+            hasher.update(view[:length])
+        written = 0
+        while written < length:
+            written += os.write(target_fd, view[written:length])
+        done += length
+        _between_chunks(source, done, total, options, checkpoint, "copy-chunk", length)
+    _require_size(source, done, total)
+    return (hasher.hexdigest() if hasher else None), "read/write"
+
+
+def _require_size(source: Path, done: int, total: int) -> None:
+    if done != total:
+        raise SourceChanged(source, f"read {done} bytes where {total} were expected: it changed")
+
+
+def _verify(temporary: Path, target_fd: int, total: int, digest: str | None,
+            options: CopyOptions, checkpoint: Callable[[str], None]) -> None:
+    """Size always; with a digest, re-read the target from the disk, not the page cache."""
+    if os.fstat(target_fd).st_size != total:
+        raise CopyFailed(temporary, "the copy's size differs from the source's")
+    if digest is None:
+        return
+    # The file is fsynced, so its pages are clean and DONTNEED really drops them.
+    os.posix_fadvise(target_fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    reader = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.posix_fadvise(reader, 0, 0, os.POSIX_FADV_DONTNEED)
+        hasher = hashlib.sha256()
+        buffer = bytearray(options.chunk_size_bytes)
+        view = memoryview(buffer)
+        while length := os.readv(reader, [buffer]):
+            hasher.update(view[:length])
+            checkpoint("verify-chunk")
+            if options.cancel is not None and options.cancel.is_set():
+                raise Cancelled(str(temporary), "cancelled (SIGTERM); the partial copy was removed")
+        os.posix_fadvise(reader, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(reader)
+    if hasher.hexdigest() != digest:
+        raise CopyFailed(temporary, "checksum of the re-read copy differs from the source's")
+
+
+def _copy_metadata(source_fd: int, target_fd: int, st: os.stat_result) -> None:
+    """Owner first (chown clears set-id bits), then mode, xattrs, and times last."""
+    os.fchown(target_fd, st.st_uid, st.st_gid)
+    os.fchmod(target_fd, st.st_mode & 0o7777)
+    try:
+        names = os.listxattr(source_fd)
+    except OSError as error:
+        if error.errno not in (errno.ENOTSUP, errno.ENODATA):
+            raise
+        names = []
+    for name in names:
+        try:
+            os.setxattr(target_fd, name, os.getxattr(source_fd, name))
+        except OSError as error:
+            # A pool without xattr support (or a security.* name we may not set) keeps
+            # the data; the owner, mode and times are what Plex and Unraid rely on.
+            if error.errno not in (errno.ENOTSUP, errno.EPERM):
+                raise
+    os.utime(target_fd, ns=(st.st_atime_ns, st.st_mtime_ns))

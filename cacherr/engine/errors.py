@@ -1,0 +1,39 @@
+"""What the engine raises. Every error names the file and the reason, and by the time it
+is raised the action has changed nothing visible (a temporary file is already removed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EngineError(Exception):
+    """An action did not happen; `path` is the file it was about, `reason` why."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class Refused(EngineError):
+    """Bad input or an unsafe setup (a path outside the roots, an unmounted pool, ...)."""
+
+
+class SourceChanged(EngineError):
+    """The source's size, mtime or inode changed, or it vanished, during the action."""
+
+
+class NoSpace(EngineError):
+    """The fast file system lacks room for the file plus `min_free`, or filled up (ENOSPC)."""
+
+
+class Cancelled(EngineError):
+    """The cancel event was set (SIGTERM); the copy stopped between two chunks."""
+
+
+class InUse(EngineError):
+    """A player is reading the file; a destructive step was not taken."""
+
+
+class CopyFailed(EngineError):
+    """An I/O error (EACCES, EROFS, EIO, a failed verification) stopped the copy."""

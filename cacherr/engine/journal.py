@@ -1,0 +1,85 @@
+"""The journal: actions and their durable steps, in the state database beside the ledger.
+
+Every write commits at once (the connection autocommits, `synchronous=FULL`), so a step
+recorded here is on disk before the next disk operation starts. `finish` commits the
+ledger change and the end of the action in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cacherr.engine.actions import Action
+from cacherr.engine.checkpoints import Checkpoints
+from cacherr.state.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    action_id: int
+    action: Action
+    steps: tuple[str, ...]
+    started_at: float
+
+
+class Journal:
+    """Record and read the engine's actions in `ledger`'s database."""
+
+    def __init__(self, ledger: Ledger, checkpoints: Checkpoints):
+        self.ledger = ledger
+        self.conn = ledger.conn
+        self.checkpoints = checkpoints
+
+    def begin(self, action: Action) -> int:
+        """Record `action` before it starts; return its id."""
+        cursor = self.conn.execute(
+            "INSERT INTO journal_actions (kind, layout, original, relative_path, plan, started_at)"
+            " VALUES (?,?,?,?,?,?)",
+            (action.kind, action.layout, action.original, action.relative_path,
+             action.to_json(), time.time()),
+        )
+        self.checkpoints.reached("begun")
+        return int(cursor.lastrowid)
+
+    def step(self, action_id: int, name: str) -> None:
+        """Record that step `name` is durable on disk."""
+        self.conn.execute(
+            "INSERT OR IGNORE INTO journal_steps (action_id, step, at) VALUES (?,?,?)",
+            (action_id, name, time.time()),
+        )
+        self.checkpoints.reached(name)
+
+    def finish(self, action_id: int, state: str, outcome: str,
+               ledger_change: Callable[[], None] | None = None) -> None:
+        """End the action (`done` or `aborted`) and apply `ledger_change`, in one transaction."""
+        with self.ledger.transaction():
+            if ledger_change is not None:
+                ledger_change()
+            self.conn.execute(
+                "UPDATE journal_actions SET state = ?, outcome = ?, finished_at = ? WHERE id = ?",
+                (state, outcome, time.time(), action_id),
+            )
+        self.checkpoints.reached("finished")
+
+    def unfinished(self, relative_path: str | None = None) -> list[JournalEntry]:
+        """The actions still running (interrupted ones, at start-up), oldest first."""
+        sql = "SELECT id, plan, started_at FROM journal_actions WHERE state = 'running'"
+        params: tuple = ()
+        if relative_path is not None:
+            sql += " AND relative_path = ?"
+            params = (relative_path,)
+        entries = []
+        for row in self.conn.execute(sql + " ORDER BY id", params).fetchall():
+            steps = tuple(r[0] for r in self.conn.execute(
+                "SELECT step FROM journal_steps WHERE action_id = ? ORDER BY at, rowid",
+                (row["id"],)))
+            entries.append(JournalEntry(row["id"], Action.from_json(row["plan"]), steps,
+                                        row["started_at"]))
+        return entries
+
+    def outcome(self, action_id: int) -> tuple[str, str]:
+        row = self.conn.execute(
+            "SELECT state, outcome FROM journal_actions WHERE id = ?", (action_id,)).fetchone()
+        return row["state"], row["outcome"]

@@ -1,0 +1,1 @@
+"""Notifications through Apprise, including cacherr's own `unraid://` scheme."""
