@@ -48,6 +48,9 @@ class Movie:
     released: str = "2000-01-01"  # originallyAvailableAt, YYYY-MM-DD
     labels: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.guid = self.guid or f"plex://movie/{_hex24(self.rating_key)}"
+
 
 @dataclass
 class Episode:
@@ -79,6 +82,9 @@ class Show:
     added_at: float = 0.0
     updated_at: float = 0.0
     labels: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.guid = self.guid or f"plex://show/{_hex24(self.rating_key)}"
 
 
 @dataclass
