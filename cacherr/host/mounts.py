@@ -62,7 +62,9 @@ def existing_ancestor(path: str | Path) -> Path:
 def mount_of(path: str | Path, mounts: list[Mount] | None = None) -> Mount:
     """Given a path, return the mount that holds it (the last, longest matching mount point)."""
     mounts = read_mounts() if mounts is None else mounts
-    target = str(existing_ancestor(path).resolve())
+    # realpath resolves the part that exists and keeps the rest as written, so a path
+    # that is not created yet still lands on the mount that will hold it.
+    target = os.path.realpath(path)
     best: Mount | None = None
     for mount in mounts:  # later mounts shadow earlier ones on the same point
         point = mount.mount_point
