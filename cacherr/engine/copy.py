@@ -8,6 +8,7 @@ temporary file and leaves the source alone.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -91,10 +92,8 @@ def durable_copy(source: Path, target: Path, expected: FileIdentity,
         if identity_of(st) != expected:
             raise SourceChanged(source, "size, mtime or inode changed before the copy")
         os.posix_fadvise(source_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)  # a leftover of an aborted copy of this same file
-        except FileNotFoundError:
-            pass
         target_fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                             | os.O_CLOEXEC, 0o600)
         checkpoint("temp-created")
@@ -143,10 +142,9 @@ def durable_copy(source: Path, target: Path, expected: FileIdentity,
 def _discard(temporary: Path, target_fd: int) -> None:
     if target_fd >= 0:
         os.close(target_fd)
-    try:
+    # Already gone, or the file system went read-only: recovery removes it later.
+    with contextlib.suppress(OSError):
         os.unlink(temporary)
-    except OSError:
-        pass  # already gone, or the file system went read-only: recovery removes it later
 
 
 def _between_chunks(source: Path, done: int, total: int, options: CopyOptions,

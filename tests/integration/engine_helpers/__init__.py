@@ -1,0 +1,1 @@
+"""Shared set-up for the engine's integration tests, and the subprocess entry point."""

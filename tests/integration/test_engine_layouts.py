@@ -1,0 +1,129 @@
+"""Both built rows, both directions, checked through what Plex reads before and after."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from cacherr.engine import Refused
+from cacherr.engine.paths import backup_path
+from cacherr.state.ledger import FileIdentity, Ledger
+from cacherr.testing.sandbox import Sandbox
+from tests.helpers import require_fuse
+from tests.integration.engine_helpers.world import World
+
+DATA = os.urandom(300 * 1024)
+
+
+@pytest.fixture
+def world(tmp_path):
+    require_fuse()
+    with Sandbox(tmp_path / "mnt", disks=2) as box:
+        yield World.of(box, tmp_path / "state")
+
+
+def _no_working_files(*roots):
+    return [p for root in roots for p in root.rglob(".*cacherr-*")]
+
+
+@pytest.mark.parametrize("verify", ["size", "checksum"])
+def test_union_shadow_caches_to_the_pool_and_evicts_leaving_the_view_identical(world, verify):
+    rel = "Movies/Ünïcode – A (2020)/A 'odd' name.mkv"
+    slow_file = world.write_original("union", rel, DATA)
+    os.chown(slow_file, 99, 100)
+    os.chown(slow_file.parent, 99, 100)
+    os.chmod(slow_file.parent, 0o775)
+    os.setxattr(slow_file, "user.note", b"kept")
+    before = world.plex_path("union", rel).read_bytes()
+    progress = []
+    engine = world.engine("union", verify=verify, chunk_size_bytes=64 * 1024,
+                          progress=lambda done, total: progress.append((done, total)))
+    result = engine.cache(rel)
+    fast_file = world.fast + "/" + rel
+    assert result.outcome == "cached" and result.view_serves_fast is True
+    assert world.plex_path("union", rel).read_bytes() == before == DATA
+    st, src = os.stat(fast_file), os.stat(slow_file)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), st.st_mtime_ns) == (
+        src.st_uid, src.st_gid, stat.S_IMODE(src.st_mode), src.st_mtime_ns)
+    assert os.getxattr(fast_file, "user.note") == b"kept"
+    folder = os.stat(os.path.dirname(fast_file))
+    assert (folder.st_uid, folder.st_gid, stat.S_IMODE(folder.st_mode)) == (99, 100, 0o775)
+    assert len(progress) >= 4 and progress[-1] == (len(DATA), len(DATA))
+    entry = engine.ledger.get(rel)
+    assert (entry.layout, entry.original, entry.slow_branch) == ("union", "shadow", world.slow[0])
+    assert entry.slow == FileIdentity.of(slow_file) and entry.fast == FileIdentity.of(fast_file)
+
+    assert engine.evict(rel).outcome == "evicted"
+    assert not os.path.exists(fast_file) and not os.path.exists(os.path.dirname(fast_file))
+    assert os.path.isdir(world.fast + "/Movies")  # the share's top folder stays
+    assert world.plex_path("union", rel).read_bytes() == DATA
+    assert engine.ledger.get(rel) is None
+    assert _no_working_files(Path(world.fast), *map(Path, world.slow)) == []
+
+
+def test_symlink_backup_swaps_the_original_for_a_symlink_and_back(world):
+    rel = "Movies/B (2021)/B.mkv"
+    original = world.write_original("symlink", rel, DATA)
+    inode = os.lstat(original).st_ino
+    engine = world.engine("symlink")
+    assert engine.cache(rel).outcome == "cached"
+    assert os.path.islink(original)
+    assert os.readlink(original) == str(world.symlink_dir / rel)
+    assert world.plex_path("symlink", rel).read_bytes() == DATA
+    backup = backup_path(original)
+    assert os.lstat(backup).st_ino == inode and os.lstat(backup).st_nlink == 1
+    entry = engine.ledger.get(rel)
+    assert (entry.layout, entry.original, entry.backup_name) == ("symlink", "backup", backup.name)
+
+    assert engine.evict(rel).outcome == "evicted"
+    assert not os.path.islink(original) and os.lstat(original).st_ino == inode
+    assert not os.path.exists(backup)
+    assert not (world.symlink_dir / rel).exists()
+    assert hashlib.sha256(original.read_bytes()).digest() == hashlib.sha256(DATA).digest()
+    assert engine.ledger.get(rel) is None
+
+
+def test_eviction_follows_the_ledger_record_not_todays_layout(world):
+    rel = "Movies/C/C.mkv"
+    world.write_original("union", rel, DATA)
+    ledger = Ledger.open(world.state_dir)
+    world.engine("union", ledger=ledger).cache(rel)
+    # Today's config says symlink; the file was cached under union/shadow.
+    assert world.engine("symlink", ledger=ledger).evict(rel).outcome == "evicted"
+    assert not os.path.exists(world.fast + "/" + rel)
+    assert world.plex_path("union", rel).read_bytes() == DATA
+
+
+def test_a_changed_cached_copy_is_untracked_and_never_deleted(world):
+    rel = "Movies/D/D.mkv"
+    world.write_original("union", rel, DATA)
+    engine = world.engine("union")
+    engine.cache(rel)
+    with open(world.fast + "/" + rel, "ab") as handle:
+        handle.write(b"more")
+    result = engine.evict(rel)
+    assert result.outcome == "untracked" and "changed" in result.detail
+    assert os.path.getsize(world.fast + "/" + rel) == len(DATA) + 4
+    assert engine.ledger.get(rel) is None
+
+
+def test_a_hardlinked_original_is_skipped_in_the_symlink_layout(world):
+    rel = "Movies/E/E.mkv"
+    original = world.write_original("symlink", rel, DATA)
+    os.link(original, original.with_name("seeding.mkv"))
+    with pytest.raises(Refused, match="hardlinks"):
+        world.engine("symlink").cache(rel)
+    assert not os.path.islink(original) and not (world.symlink_dir / rel).exists()
+
+
+def test_a_second_cache_of_the_same_file_is_refused(world):
+    rel = "Movies/F/F.mkv"
+    world.write_original("union", rel, DATA)
+    engine = world.engine("union")
+    engine.cache(rel)
+    with pytest.raises(Refused, match="already"):
+        engine.cache(rel)
