@@ -26,7 +26,6 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cacherr tests bench
-	$(VENV)/bin/ruff format --check cacherr tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

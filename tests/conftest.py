@@ -10,8 +10,6 @@ import ipaddress
 import os
 import socket
 
-import pytest
-
 _REQUIRE_ALL = os.environ.get("CACHERR_REQUIRE_ALL") == "1"
 _skipped: list[str] = []
 

@@ -68,9 +68,9 @@ def mount_of(path: str | Path, mounts: list[Mount] | None = None) -> Mount:
     best: Mount | None = None
     for mount in mounts:  # later mounts shadow earlier ones on the same point
         point = mount.mount_point
-        if target == point or target.startswith(point.rstrip("/") + "/") or point == "/":
-            if best is None or len(point) >= len(best.mount_point):
-                best = mount
+        inside = target == point or target.startswith(point.rstrip("/") + "/") or point == "/"
+        if inside and (best is None or len(point) >= len(best.mount_point)):
+            best = mount
     if best is None:
         raise LookupError(f"no mount holds {path}")
     return best
