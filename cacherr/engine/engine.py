@@ -85,6 +85,11 @@ class Engine:
                    symlink=cache.symlink, roots=roots, verify=cache.verify,
                    min_free_bytes=cache.min_free.bytes_of(st.f_blocks * st.f_frsize), **hooks)
 
+    def fast_free_bytes(self) -> int:
+        """Free bytes on the fast file system (statvfs of the fast branch or cache dir only)."""
+        fast = self.union.fast if self.union is not None else self.symlink.dir  # type: ignore[union-attr]
+        return paths.free_bytes(Path(fast))
+
     # -- recovery ------------------------------------------------------------------
 
     def recover(self) -> list[RecoveredAction]:

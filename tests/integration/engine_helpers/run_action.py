@@ -25,7 +25,10 @@ def main(argv: list[str]) -> int:
         elif kind == "evict":
             engine.evict(relative_path)
         elif kind == "idle":
+            # What a cycle with nothing to move asks of the engine.
             engine.recover()
+            engine.ledger.files()
+            engine.fast_free_bytes()
         else:
             raise SystemExit(f"unknown kind {kind}")
     except EngineError as error:
