@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -14,7 +15,7 @@ from cacherr.engine import paths
 from cacherr.engine.actions import Action
 from cacherr.engine.checkpoints import Checkpoints
 from cacherr.engine.copy import DEFAULT_CHUNK_BYTES, CopyOptions, identity_of
-from cacherr.engine.errors import InUse, NoSpace, Refused, SourceChanged
+from cacherr.engine.errors import CopyFailed, EngineError, InUse, NoSpace, Refused, SourceChanged
 from cacherr.engine.journal import Journal
 from cacherr.engine.recovery import RecoveredAction, recover_all, recover_entry, settle
 from cacherr.engine.rows import ROWS, Decision
@@ -112,14 +113,20 @@ class Engine:
         if self.ledger.get(relative_path) is not None:
             raise Refused(relative_path, "is already in the ledger")
         plan = self._plan_union if self.layout == "union" else self._plan_symlink
-        action = plan(relative_path, parts, root)
-        free = paths.free_bytes(Path(action.fast_branch))
+        try:
+            action = plan(relative_path, parts, root)
+            free = paths.free_bytes(Path(action.fast_branch))
+        except OSError as error:
+            raise Refused(error.filename or relative_path, error.strerror or str(error)) from None
         if free - action.slow.size_bytes < self.min_free_bytes:
             raise NoSpace(action.fast_path, f"needs {action.slow.size_bytes} bytes and "
                           f"min_free {self.min_free_bytes}; {free} bytes free")
         action_id = self.journal.begin(action)
         try:
             fast = row.cache(self.context, action_id, action)
+        except OSError as error:
+            self._undo(action_id)
+            raise _engine_error(error, action.fast_path) from None
         except BaseException:
             self._undo(action_id)
             raise
@@ -241,10 +248,13 @@ class Engine:
         row = ROWS.get((entry.layout, entry.original))
         if row is None:
             raise Refused(relative_path, f"{entry.layout}/{entry.original} is not supported yet")
-        if entry.layout == "union":
-            paths.require_fast_branch(Path(entry.fast_branch))
-        paths.walk_folders(Path(entry.fast_branch), parts)
-        paths.walk_folders(Path(entry.slow_branch), parts)
+        try:
+            if entry.layout == "union":
+                paths.require_fast_branch(Path(entry.fast_branch))
+            paths.walk_folders(Path(entry.fast_branch), parts)
+            paths.walk_folders(Path(entry.slow_branch), parts)
+        except OSError as error:
+            raise Refused(error.filename or relative_path, error.strerror or str(error)) from None
         action = Action("evict", entry.layout, entry.original, relative_path,
                         entry.fast_branch, entry.slow_branch, entry.slow, entry.fast,
                         backup_name=entry.backup_name)
@@ -261,6 +271,9 @@ class Engine:
             settle(self.journal, self.ledger, action_id, action,
                    Decision("aborted", "in use"))
             raise
+        except OSError as error:
+            self._undo(action_id)
+            raise _engine_error(error, action.fast_path) from None
         except BaseException:
             self._undo(action_id)
             raise
@@ -282,3 +295,10 @@ class Engine:
                     recover_entry(self.journal, self.ledger, entry)
                 except Exception:  # the next start-up recovery retries
                     log.exception("could not settle action %d now", action_id)
+
+
+def _engine_error(error: OSError, path: Path) -> EngineError:
+    """An OSError from a step, as the engine's error naming the file and the reason."""
+    if error.errno == errno.ENOSPC:
+        return NoSpace(error.filename or path, "the fast file system is full")
+    return CopyFailed(error.filename or path, error.strerror or str(error))

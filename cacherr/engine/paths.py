@@ -154,11 +154,18 @@ def remove_if_present(path: Path) -> bool:
         return True
     except FileNotFoundError:
         return False
+    except OSError as error:
+        # A read-only file system says EROFS even for a name that is not there.
+        if error.errno == errno.EROFS and not os.path.lexists(path):
+            return False
+        raise
 
 
 def remove_empty_folders(folders: list[Path]) -> None:
     """rmdir each folder (deepest first) that exists and is empty; others stay."""
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        if not os.path.lexists(folder):
+            continue  # never made, or already gone (a read-only pool would say EROFS)
         try:
             os.rmdir(folder)
         except OSError as error:
