@@ -126,9 +126,13 @@ class Ledger:
         )
 
     def forget(self, relative_path: str) -> None:
-        """Drop a file and its attributions from the ledger (in the caller's transaction)."""
+        """Drop a file from the ledger (in the caller's transaction).
+
+        Its attributions stay: they are the planner's memory of when each rule first
+        selected the file (a `keep: {for: D}` must not start again after an eviction);
+        `prune_attributions` drops them once the rule stops selecting the file.
+        """
         self.conn.execute("DELETE FROM cached_files WHERE relative_path = ?", (relative_path,))
-        self.conn.execute("DELETE FROM attributions WHERE relative_path = ?", (relative_path,))
 
     def get(self, relative_path: str) -> CachedFile | None:
         row = self.conn.execute(
@@ -154,6 +158,16 @@ class Ledger:
             " DO UPDATE SET last_selected_at = max(last_selected_at, excluded.last_selected_at)",
             (relative_path, rule, user, at, at),
         )
+
+    def prune_attributions(self, keep: Iterable[tuple[str, str, str]]) -> int:
+        """Drop every attribution not in `keep` ((relative_path, rule, user) triples);
+        return how many were dropped (in the caller's transaction)."""
+        wanted = set(keep)
+        rows = self.conn.execute("SELECT relative_path, rule, user FROM attributions").fetchall()
+        stale = [tuple(row) for row in rows if tuple(row) not in wanted]
+        self.conn.executemany(
+            "DELETE FROM attributions WHERE relative_path = ? AND rule = ? AND user = ?", stale)
+        return len(stale)
 
     def attributions(self, relative_path: str | None = None) -> list[Attribution]:
         sql = "SELECT * FROM attributions"

@@ -61,7 +61,10 @@ def test_attribution_keeps_first_and_latest_selection(tmp_path):
         ("ondeck", "alice", 100.0, 250.0), ("watchlist", "", 120.0, 120.0)]
     with ledger.transaction():
         ledger.forget("a.mkv")
-    assert ledger.attributions() == []
+    assert len(ledger.attributions()) == 2, "forgetting a file keeps its selection history"
+    with ledger.transaction():
+        assert ledger.prune_attributions({("a.mkv", "watchlist", "")}) == 1
+    assert [(r.rule, r.user) for r in ledger.attributions()] == [("watchlist", "")]
 
 
 def test_holds_expire(tmp_path):
