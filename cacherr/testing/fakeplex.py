@@ -82,7 +82,8 @@ class FakePlex:
             server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self, service))
             server.daemon_threads = True
             self._servers[service] = server
-            thread = threading.Thread(target=server.serve_forever, name=f"fakeplex-{service}",
+            thread = threading.Thread(target=server.serve_forever, args=(0.02,),
+                                      name=f"fakeplex-{service}",
                                       daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -126,6 +127,43 @@ class FakePlex:
             "CACHERR_METADATA_URL": self.url("metadata"),
             "CACHERR_TRAKT_URL": self.url("trakt"),
         }
+
+    def config(self, rules, *, state_dir, paths=None, users=None, timeout_seconds: float = 5.0,
+               watchlist_rss: bool = True, user_tokens: dict | None = None, trakt: bool = True):
+        """A `cacherr.config.model.Config` pointing at this fake (for tests and the demo):
+        `rules` are `Rule`s; `paths` defaults to /data/media -> /mnt/user/media."""
+        from pathlib import Path
+
+        from cacherr.config import model
+
+        cache = model.CacheConfig(
+            layout="symlink", original="backup", union=None,
+            symlink=model.SymlinkLayout(dir=Path(state_dir) / "cache", plex_dir="/cache"),
+            max_size=model.Size(percent=80), min_free=model.Size(bytes=0), sidecars="none",
+            verify="size", transfers=model.Transfers(), mover_exclude_file=Path(state_dir) / "exclude.txt",
+            defer_while_playing="never")
+        return model.Config(
+            source_path=Path(state_dir) / "rules.yaml",
+            plex=model.PlexConfig(url=self.pms_url, token=self.owner_token,
+                                  watchlist_rss=self.rss_url if watchlist_rss else None,
+                                  user_tokens=dict(user_tokens or {}), timeout_seconds=timeout_seconds),
+            paths=tuple(paths if paths is not None else
+                        (model.PathMapping(plex="/data/media", host="/mnt/user/media"),)),
+            cache=cache,
+            users=users if users is not None else model.UsersConfig(include=None),
+            rules=tuple(rules),
+            trakt=model.TraktConfig(client_id=self.scenario.trakt_client_id if trakt else None),
+            schedule=model.ScheduleConfig(), notify=model.NotifyConfig(), server=model.ServerConfig(),
+            host=model.HostConfig(), state_dir=Path(state_dir))
+
+    def select(self, rules, state_dir, *, now: float | None = None, retry=None, **config):
+        """Run `select_all` against this fake with quick retries (for tests and benchmarks)."""
+        from cacherr.sources.http import RetryPolicy
+        from cacherr.sources.select import select_all
+
+        retry = retry or RetryPolicy(attempts=3, backoff_seconds=0.01, max_wait_seconds=0.05)
+        return select_all(self.config(rules, state_dir=state_dir, **config), state_dir,
+                          self.scenario.now if now is None else now, env=self.env(), retry=retry)
 
     # ------------------------------------------------------------------ control API
 
