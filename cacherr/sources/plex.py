@@ -320,7 +320,7 @@ class PlexAdapter:
             raise _failure("plextv", error) from error
         for resource in resources:
             if resource.clientIdentifier == self.machine_identifier:
-                return resource.accessToken
+                return resource.accessToken or None
         return None
 
     def watchlist(self, account_token: str) -> list[WatchlistEntry]:

@@ -47,6 +47,7 @@ class Fault:
     times: int | None = None  # None = until cleared
     retry_after: float | None = None
     hang_seconds: float = 0.0
+    token: str | None = None  # only requests made with this token
     hits: int = 0
 
 
@@ -79,7 +80,7 @@ class FakePlex:
 
     def start(self) -> FakePlex:
         for service in SERVICES:
-            server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self, service))
+            server = _QuietServer(("127.0.0.1", 0), _handler_for(self, service))
             server.daemon_threads = True
             self._servers[service] = server
             thread = threading.Thread(target=server.serve_forever, args=(0.02,),
@@ -202,10 +203,12 @@ class FakePlex:
                 items.remove(guid)
 
     def fail(self, service: str, path_prefix: str = "/", status: int = 500,
-             times: int | None = None, retry_after: float | None = None) -> None:
-        """Answer requests to `service` whose path starts with `path_prefix` with `status`."""
+             times: int | None = None, retry_after: float | None = None,
+             token: str | None = None) -> None:
+        """Answer requests to `service` whose path starts with `path_prefix` (and, if given,
+        that carry `token`) with `status`, `times` times or until cleared."""
         with self.lock:
-            self.faults.append(Fault(service, path_prefix, status, times, retry_after))
+            self.faults.append(Fault(service, path_prefix, status, times, retry_after, token=token))
 
     def hang(self, service: str, path_prefix: str = "/", seconds: float = 30.0,
              times: int | None = None) -> None:
@@ -259,7 +262,7 @@ class FakePlex:
         for user in self.scenario.users:
             if token and user.server_token == token:
                 return user
-        extra = getattr(self.scenario, "extra_server_tokens", {})
+        extra = self.scenario.extra_server_tokens
         if token in extra:
             return self.scenario.user(extra[token])
         return None
@@ -467,6 +470,7 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakePlex
     service: str
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stalls
 
     def log_message(self, format, *args):  # noqa: A002 - silence stderr access logs
         pass
@@ -498,7 +502,7 @@ class _Handler(BaseHTTPRequestHandler):
             fault = None
             for f in fake.faults:
                 if f.service == self.service and self.path_only.startswith(f.path_prefix) and (
-                        f.times is None or f.hits < f.times):
+                        f.times is None or f.hits < f.times) and f.token in (None, token):
                     f.hits += 1
                     fault = f
                     break
@@ -541,13 +545,14 @@ class _Handler(BaseHTTPRequestHandler):
         size = self.headers.get("X-Plex-Container-Size") or self._q("X-Plex-Container-Size")
         return int(start), (int(size) if size is not None else None)
 
-    def _page(self, elements: list, **attrs) -> None:
+    def _page(self, elements: list, render=None, **attrs) -> None:
+        """Send one page of `elements` (rendered by `render` when given: only the page is)."""
         start, size = self._paging()
         total = len(elements)
         chunk = elements[start:] if size is None else elements[start:start + size]
         root = _container(size=len(chunk), totalSize=total, offset=start, **attrs)
         for el in chunk:
-            root.append(el)
+            root.append(render(el) if render is not None else el)
         self._xml(root)
 
     def _control(self, name: str) -> None:
@@ -672,19 +677,19 @@ class _Handler(BaseHTTPRequestHandler):
         result.sort(key=lambda rk: (fake.nodes[rk].obj.title, rk) if wanted_type != "episode" else rk)
         if (filters.get("sort") or "").startswith("addedAt"):
             result.sort(key=lambda rk: -fake.nodes[rk].obj.added_at)
-        self._page([r.item(rk) for rk in result], librarySectionID=section_key,
-                   librarySectionTitle=section.title)
+        self._page(result, r.item, librarySectionID=section_key, librarySectionTitle=section.title)
 
     def _matches(self, node: _Node, filters: dict[str, str]) -> bool:
         obj = node.obj
         added = getattr(obj, "added_at", 0.0)
         updated = getattr(obj, "updated_at", added)
         for key, value in filters.items():
-            if key in ("addedAt>", "addedAt>>") and value.startswith("="):
-                key, value = key + "=", value[1:]
-            if key == "addedAt>>=" and not added >= float(value):
+            # `addedAt>>=5` parses as key `addedAt>>`, value `5` (PMS: "is after")
+            field_name, after = key.rstrip(">="), key.endswith(">") or key.endswith(">=")
+            value = value.lstrip("=")
+            if after and field_name == "addedAt" and not added >= float(value):
                 return False
-            if key == "updatedAt>>=" and not max(updated, added) >= float(value):
+            if after and field_name == "updatedAt" and not max(updated, added) >= float(value):
                 return False
             if key == "label":
                 ids = {_label_id(label) for label in getattr(obj, "labels", [])}
@@ -866,7 +871,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "clientIdentifier": scenario.machine_identifier,
                 "createdAt": "2023-01-01T00:00:00Z", "lastSeenAt": "2024-01-01T00:00:00Z",
                 "provides": "server", "publicAddress": "127.0.0.1",
-                "accessToken": account.server_token or "", "owned": _b(account.kind == "owner"),
+                "accessToken": account.server_token or next(
+                    (t for t, n in scenario.extra_server_tokens.items() if n == account.name), ""),
+                "owned": _b(account.kind == "owner"),
                 "home": _b(account.kind == "home"), "synced": "0", "relay": "0", "presence": "1",
                 "httpsRequired": "0", "publicAddressMatches": "1", "dnsRebindingProtection": "0",
                 "natLoopbackSupported": "0"})
@@ -999,6 +1006,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 _SERVICE_METHODS = {"pms": "_pms", "plextv": "_plextv", "discover": "_discover",
                     "metadata": "_metadata_provider", "trakt": "_trakt", "rss": "_rss"}
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # a client that timed out on a hung request closed its socket: nothing to report
+        pass
 
 
 class _HTTPError(Exception):

@@ -131,6 +131,8 @@ class Scenario:
     # users/NAME/lists/SLUG, users/NAME/watchlist) -> Trakt JSON items
     trakt_lists: dict[str, list[dict]] = field(default_factory=dict)
     trakt_client_id: str = "trakt-client-id"
+    # server tokens PMS accepts that plex.tv does not hand out (users paste them by hand)
+    extra_server_tokens: dict[str, str] = field(default_factory=dict)  # token -> user name
     machine_identifier: str = "0123456789abcdef0123456789abcdef01234567"
     server_name: str = "FakePlex"
     rss_id: str = "friends-feed-0001"

@@ -1,0 +1,69 @@
+"""Users: include/exclude, inactivity, Home users' tokens, and what plexapi gets from the fake."""
+
+import stat
+
+import pytest
+
+from cacherr.config.model import Keep, Rule, UsersConfig
+from cacherr.testing.fakeplex import FakePlex
+from cacherr.testing.scenarios import Scenario
+
+KEEP = Keep(while_selected=True)
+DAY = 86400.0
+
+
+@pytest.fixture
+def fake():
+    with FakePlex(Scenario.small_demo()) as server:
+        yield server
+
+
+def ondeck():
+    return Rule(name="ondeck", select="ondeck", keep=KEEP)
+
+
+def test_users_are_the_owner_home_users_and_friends_with_their_server_tokens(fake, tmp_path):
+    result = fake.select([ondeck()], tmp_path)
+    assert {(u.name, u.kind, u.token) for u in result.users} == {
+        ("owner", "owner", "OWNER-TOKEN"), ("kid", "home", "KID-SERVER-TOKEN"),
+        ("friend", "friend", "FRIEND-SERVER-TOKEN")}
+    assert fake.count("plextv", "/api/servers/") == 1  # one shared_servers request for all tokens
+
+
+def test_users_exclude_and_include_match_names_in_any_case(fake, tmp_path):
+    result = fake.select([ondeck()], tmp_path, users=UsersConfig(include=None, exclude=("KID",)))
+    assert {u.name for u in result.users} == {"owner", "friend"}
+    result = fake.select([ondeck()], tmp_path, users=UsersConfig(include=("Friend",)))
+    assert {u.name for u in result.users} == {"friend"}
+    assert all(w.users == frozenset({"friend"}) for w in result.wanted)
+
+
+def test_users_without_plays_for_inactive_after_are_left_out(fake, tmp_path):
+    result = fake.select([ondeck()], tmp_path, users=UsersConfig(include=None, inactive_after_seconds=10 * DAY))
+    assert {u.name for u in result.users} == {"owner", "friend"}  # kid last played 20 days ago
+    assert "kid" not in {u for w in result.wanted for u in w.users}
+
+
+def test_home_user_tokens_are_kept_in_a_private_file_in_the_state_dir(fake, tmp_path):
+    fake.select([Rule(name="wl", select="watchlist", keep=KEEP)], tmp_path)
+    path = tmp_path / "plex-home-tokens.json"
+    assert "KID-ACCOUNT-TOKEN" in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_home_user_missing_from_shared_servers_gets_a_token_by_switching(fake, tmp_path):
+    kid = fake.scenario.user("kid")
+    fake.scenario.extra_server_tokens[kid.server_token] = "kid"
+    kid_token, kid.server_token = kid.server_token, None  # not in shared_servers any more
+    result = fake.select([ondeck()], tmp_path)
+    (found,) = [u for u in result.users if u.name == "kid"]
+    assert found.token == kid_token
+    assert fake.count("plextv", "/api/home/users/3000003/switch") == 1
+    assert fake.count("plextv", "/api/v2/resources") == 1
+
+
+def test_session_users_are_read_from_the_session_not_from_plextv(fake, tmp_path):
+    fake.start_session("kid", 101)
+    result = fake.select([Rule(name="p", select="playing", keep=KEEP)], tmp_path)
+    assert [(s.user_name, s.state, s.item.rating_key) for s in result.sessions] == [("kid", "playing", 101)]
+    assert fake.count("plextv") == 3  # the account, its users, shared_servers: nothing per session
