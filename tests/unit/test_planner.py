@@ -1,0 +1,172 @@
+"""The planner's semantics (SPEC §4 "Precise behaviour"), one behaviour per test."""
+
+from dataclasses import replace
+
+from cacherr.planner import make_plan
+from tests.unit.planner_support import (
+    GiB, NOW, attribution, cached, execute, plan_input, rule, want,
+)
+
+
+def kinds(plan):
+    return [(a.kind, a.relative_path, a.reason) for a in plan.actions]
+
+
+def test_wanted_files_are_cached_by_priority_within_the_budget():
+    rules = [rule("high", 90), rule("low", 10)]
+    inp = plan_input(rules=rules, total=100 * GiB, max_size=30 * GiB, wants=[
+        want("a.mkv", 20 * GiB, "low", 10), want("b.mkv", 20 * GiB, "high", 90)])
+    plan = make_plan(inp)
+    assert kinds(plan) == [("cache", "b.mkv", ""), ("skip", "a.mkv", "no_space")]
+    assert plan.add_bytes == 20 * GiB
+
+
+def test_a_file_no_rule_keeps_is_evicted_however_much_space_is_free():
+    inp = plan_input(rules=[rule("r")], cached_files=[cached("a.mkv", GiB)],
+                     attributions=[attribution("a.mkv", "r", last=NOW - 5)])
+    assert kinds(make_plan(inp)) == [("evict", "a.mkv", "released")]
+
+
+def test_while_selected_keeps_for_min_after_the_last_selection():
+    r = rule("r", while_selected=True, min_seconds=3600)
+    base = dict(rules=[r], cached_files=[cached("a.mkv", GiB)])
+    recent = plan_input(**base, attributions=[attribution("a.mkv", "r", last=NOW - 600)])
+    old = plan_input(**base, attributions=[attribution("a.mkv", "r", last=NOW - 7200)])
+    assert make_plan(recent).moves == ()
+    assert kinds(make_plan(old)) == [("evict", "a.mkv", "released")]
+
+
+def test_for_counts_from_first_selection_and_does_not_cache_again_after():
+    r = rule("r", for_seconds=86400)
+    attrs = [attribution("a.mkv", "r", first=NOW - 2 * 86400)]
+    evicting = plan_input(rules=[r], cached_files=[cached("a.mkv", GiB)], attributions=attrs,
+                          wants=[want("a.mkv", GiB, "r")])
+    assert kinds(make_plan(evicting)) == [("evict", "a.mkv", "released")]
+    after = plan_input(rules=[r], attributions=attrs, wants=[want("a.mkv", GiB, "r")])
+    assert make_plan(after).actions == ()
+
+
+def test_until_watched_waits_for_every_user_and_the_grace():
+    r = rule("r", until_watched=True, grace_seconds=3600)
+    attrs = [attribution("a.mkv", "r", "alice"), attribution("a.mkv", "r", "bob")]
+    base = dict(rules=[r], cached_files=[cached("a.mkv", GiB)], attributions=attrs)
+    one = plan_input(**base, watched={"a.mkv": {"alice": NOW - 9000}})
+    both_recent = plan_input(**base, watched={"a.mkv": {"alice": NOW - 9000, "bob": NOW - 60}})
+    both_old = plan_input(**base, watched={"a.mkv": {"alice": NOW - 9000, "bob": NOW - 4000}})
+    assert make_plan(one).moves == ()
+    assert make_plan(both_recent).moves == ()
+    assert kinds(make_plan(both_old)) == [("evict", "a.mkv", "released")]
+
+
+def test_a_failed_source_keeps_what_it_selected_for_the_grace_only():
+    r = rule("r")
+    base = dict(rules=[r], cached_files=[cached("a.mkv", GiB)],
+                attributions=[attribution("a.mkv", "r", last=NOW - 3600)],
+                source_failure_grace_seconds=86400)
+    within = plan_input(**base, failed_rules={"r": NOW - 3600})
+    after = plan_input(**base, failed_rules={"r": NOW - 2 * 86400})
+    assert make_plan(within).moves == ()
+    assert kinds(make_plan(after)) == [("evict", "a.mkv", "released")]
+
+
+def test_a_partial_round_never_evicts_for_rules_it_did_not_evaluate():
+    rules = [rule("ondeck"), rule("playing")]
+    inp = plan_input(rules=rules, evaluated_rules=frozenset({"playing"}),
+                     cached_files=[cached("a.mkv", GiB)],
+                     attributions=[attribution("a.mkv", "ondeck", last=NOW - 9999)])
+    assert make_plan(inp).moves == ()
+
+
+def test_a_file_in_a_live_session_is_never_evicted():
+    inp = plan_input(rules=[rule("r")], cached_files=[cached("a.mkv", GiB)],
+                     attributions=[attribution("a.mkv", "r", last=NOW - 99)],
+                     live=frozenset({"a.mkv"}))
+    assert kinds(make_plan(inp)) == [("skip", "a.mkv", "in_session")]
+
+
+def test_a_removed_rule_keeps_nothing():
+    inp = plan_input(rules=[rule("other")], cached_files=[cached("a.mkv", GiB)],
+                     attributions=[attribution("a.mkv", "gone")])
+    assert kinds(make_plan(inp)) == [("evict", "a.mkv", "released")]
+
+
+def test_a_wanted_file_already_on_the_fast_branch_is_adopted_without_a_copy():
+    inp = plan_input(rules=[rule("r")], wants=[want("a.mkv", GiB, "r")],
+                     on_fast=frozenset({"a.mkv"}))
+    plan = make_plan(inp)
+    assert kinds(plan) == [("adopt", "a.mkv", "")]
+    assert plan.add_bytes == 0
+
+
+def test_pressure_from_other_writers_evicts_lowest_priority_down_to_the_margin():
+    rules = [rule("hi", 90), rule("lo", 10)]
+    files = [cached(f"lo{i}.mkv", 10 * GiB) for i in range(3)] + [cached("hi.mkv", 10 * GiB)]
+    attrs = [attribution(c.relative_path, "lo" if c.relative_path.startswith("lo") else "hi")
+             for c in files]
+    wants = [want(c.relative_path, 10 * GiB, a.rule, 90 if a.rule == "hi" else 10)
+             for c, a in zip(files, attrs, strict=True)]
+    # 100 GiB pool, min_free 20 GiB; others just filled it to 5 GiB free.
+    inp = plan_input(rules=rules, cached_files=files, attributions=attrs, wants=wants,
+                     total=100 * GiB, free=5 * GiB, min_free=20 * GiB)
+    plan = make_plan(inp)
+    evicted = [a.relative_path for a in plan.actions if a.kind == "evict"]
+    assert all(a.reason == "pressure" for a in plan.of_kind("evict"))
+    assert "hi.mkv" not in evicted and len(evicted) == 2  # 15 GiB short + a 5 GiB margin
+    assert make_plan(execute(inp, plan)).moves == ()
+
+
+def test_one_new_file_does_not_evict_one_old_file_every_cycle():
+    rules = [rule("r", 50)]
+    files = [cached(f"f{i}.mkv", 10 * GiB) for i in range(5)]
+    attrs = [attribution(c.relative_path, "r") for c in files]
+    wants = [want(c.relative_path, 10 * GiB, "r") for c in files]
+    inp = plan_input(rules=rules, cached_files=files, attributions=attrs, wants=wants,
+                     total=100 * GiB, free=45 * GiB, min_free=40 * GiB)
+    assert make_plan(inp).moves == ()
+    # Another writer takes 6 GiB: pressure, down to the margin in one go...
+    squeezed = replace(inp, space=replace(inp.space, free_bytes=39 * GiB))
+    first = make_plan(squeezed)
+    assert len(first.of_kind("evict")) == 1
+    after = execute(squeezed, first)
+    # ...then another small write stays within the margin and evicts nothing.
+    assert make_plan(replace(after, space=replace(after.space,
+                                                  free_bytes=after.space.free_bytes - GiB))).moves == ()
+
+
+def test_a_higher_priority_newcomer_displaces_lower_priorities():
+    rules = [rule("hi", 90), rule("lo", 10)]
+    files = [cached("lo.mkv", 20 * GiB)]
+    inp = plan_input(rules=rules, cached_files=files, attributions=[attribution("lo.mkv", "lo")],
+                     wants=[want("lo.mkv", 20 * GiB, "lo", 10), want("hi.mkv", 20 * GiB, "hi", 90)],
+                     total=100 * GiB, max_size=30 * GiB)
+    plan = make_plan(inp)
+    assert kinds(plan) == [("evict", "lo.mkv", "displaced"), ("cache", "hi.mkv", "")]
+
+
+def test_held_files_are_not_cached():
+    inp = plan_input(rules=[rule("r")], wants=[want("a.mkv", GiB, "r")],
+                     holds={"a.mkv": NOW + 60})
+    assert kinds(make_plan(inp)) == [("skip", "a.mkv", "held")]
+
+
+def test_a_file_bigger_than_the_whole_budget_is_skipped_without_blocking_others():
+    inp = plan_input(rules=[rule("r")], total=100 * GiB, max_size=10 * GiB,
+                     wants=[want("huge.mkv", 50 * GiB, "r", 90), want("small.mkv", GiB, "r")])
+    assert kinds(make_plan(inp)) == [("cache", "small.mkv", ""),
+                                     ("skip", "huge.mkv", "too_large")]
+
+
+def test_totals_report_what_is_used_added_and_freed():
+    inp = plan_input(rules=[rule("r")], cached_files=[cached("old.mkv", 3 * GiB)],
+                     attributions=[attribution("old.mkv", "r", last=NOW - 99)],
+                     wants=[want("new.mkv", 2 * GiB, "r")])
+    plan = make_plan(inp)
+    assert (plan.used_bytes, plan.add_bytes, plan.free_bytes) == (3 * GiB, 2 * GiB, 3 * GiB)
+
+
+def test_a_file_evicted_for_space_is_not_cached_again_during_the_cool_down():
+    inp = plan_input(rules=[rule("r")], wants=[want("a.mkv", GiB, "r")],
+                     evicted_for_space={"a.mkv": NOW - 60}, cooldown_seconds=3600)
+    assert kinds(make_plan(inp)) == [("skip", "a.mkv", "cooldown")]
+    later = replace(inp, now=NOW + 3600)
+    assert kinds(make_plan(later)) == [("cache", "a.mkv", "")]
