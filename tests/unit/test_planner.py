@@ -4,7 +4,14 @@ from dataclasses import replace
 
 from cacherr.planner import make_plan
 from tests.unit.planner_support import (
-    GiB, NOW, attribution, cached, execute, plan_input, rule, want,
+    NOW,
+    GiB,
+    attribution,
+    cached,
+    execute,
+    plan_input,
+    rule,
+    want,
 )
 
 

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from cacherr.planner import make_plan
 from tests.unit.planner_support import (
-    GiB, NOW, attribution, cached, execute, plan_input, rule, want,
+    NOW,
+    GiB,
+    attribution,
+    cached,
+    execute,
+    plan_input,
+    rule,
+    want,
 )
 
 RULES = [
