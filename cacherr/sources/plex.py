@@ -228,7 +228,14 @@ class PlexAdapter:
         keys = sorted(k for k in wanted if (k, token) not in self._items)
         for start in range(0, len(keys), BATCH_SIZE):
             batch = ",".join(str(k) for k in keys[start:start + BATCH_SIZE])
-            for obj in self._fetch(f"/library/metadata/{batch}", token, container_size=PAGE_SIZE):
+            try:
+                found = _quiet(self._as(token).fetchItems(f"/library/metadata/{batch}",
+                                                          container_size=PAGE_SIZE))
+            except plexapi.exceptions.NotFound:
+                found = []  # none of them exists any more
+            except _FAILURES as error:
+                raise _failure("plex", error) from error
+            for obj in found:
                 item = to_item(obj)
                 self._items[(item.rating_key, token)] = item
             for key in keys[start:start + BATCH_SIZE]:

@@ -57,6 +57,17 @@ class Round:
     _index: GuidIndex | None = None
     _sessions: list | None = None
     _rss: list | None = None
+    store: TokenStore | None = None
+
+    def indexed_items(self, keys) -> list[Item]:
+        """Fetch items the GUID index pointed at; forget those the server no longer has."""
+        keys = set(keys)
+        items = self.plex.items(keys)
+        gone = keys - {i.rating_key for i in items}
+        if gone and self._index is not None:
+            self._index.forget(gone)
+            self._index.save()
+        return items
 
     @property
     def today(self) -> str:
@@ -150,10 +161,17 @@ def _ondeck_from_history(rnd: Round, user: User, since: float | None) -> list[It
 
 
 def _user_failed(rnd: Round, user: User, error: SourceError) -> None:
-    if error.source == "plex" and "401" not in error.message and "nauthorized" not in error.message:
-        rnd.fail("plex", error.message)
-    else:
+    """A request made with a user's token failed: a refused token fails that user (and a
+    kept Home-user token is dropped, to be renewed by switching next cycle); anything
+    else fails the source."""
+    refused = "(401)" in error.message or "nauthorized" in error.message
+    if refused and user.kind == "home" and rnd.store is not None:
+        rnd.store.drop(user.id)
+        rnd.store.save()
+    if refused or error.source == "plextv":
         rnd.fail(f"user:{user.name}", error.message)
+    else:
+        rnd.fail(error.source, error.message)
 
 
 def select_watchlist(rnd: Round, rule) -> list[Selection]:
@@ -170,7 +188,10 @@ def select_watchlist(rnd: Round, rule) -> list[Selection]:
             for entry in rnd.plex.watchlist(user.account_token):
                 wanted.append((user, frozenset({user.name}), entry))
         except SourceError as error:
-            rnd.fail(f"user:{user.name}" if user.kind == "home" else error.source, error.message)
+            if user.kind == "home":
+                _user_failed(rnd, user, error)
+            else:
+                rnd.fail(error.source, error.message)
     friends = [u for u in scope if u.kind == "friend"]
     if friends and rnd.rss_url:
         try:
@@ -204,7 +225,7 @@ def select_watchlist(rnd: Round, rule) -> list[Selection]:
                 watched = _watched_by_history(rnd, whose, episodes) if whose is not None and not whose.token else None
                 for ep in picks.first_unwatched(episodes, rule.episodes, rnd.today, watched):
                     result.append(Selection(ep, users))
-    for item in rnd.plex.items(movies):
+    for item in rnd.indexed_items(movies):
         if item.released and item.released > rnd.today:
             continue
         result.append(Selection(item, frozenset(movies[item.rating_key])))
@@ -314,7 +335,7 @@ def select_trakt(rnd: Round, rule) -> list[Selection]:
             for key in keys:
                 for ep in picks.first_unwatched(rnd.plex.episodes(key), rule.episodes, rnd.today):
                     result.append(Selection(ep, users))
-    result += [Selection(item, users) for item in rnd.plex.items(movies)]
+    result += [Selection(item, users) for item in rnd.indexed_items(movies)]
     return result
 
 
@@ -390,7 +411,7 @@ def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMappe
     result.users = tuple(resolution.users)
     result.warnings += resolution.warnings
     result.failed_sources.update(resolution.failures)
-    rnd = Round(plex, trakt, state_dir, now, resolution.users, config.plex.watchlist_rss)
+    rnd = Round(plex, trakt, state_dir, now, resolution.users, config.plex.watchlist_rss, store=store)
     library_roots = []
     for rule in rules:
         rnd.rule_failures = set()

@@ -206,3 +206,13 @@ def test_unmapped_plex_paths_are_reported_with_a_suggested_mapping(fake, tmp_pat
     assert result.wanted == []
     (suggestion,) = result.unmapped.values()
     assert "/data/media/movies" in suggestion and suggestion in result.warnings
+
+
+def test_items_gone_from_the_server_leave_the_guid_index(fake, tmp_path):
+    trending = rule("trakt", list="movies/trending")
+    fake.select([trending], tmp_path)
+    fake.scenario.movies = [m for m in fake.scenario.movies if m.rating_key != 101]
+    fake._index()
+    result = fake.select([trending], tmp_path)
+    assert result.wanted == [] and not result.failed_sources
+    assert '"101"' not in (tmp_path / "guid-index.json").read_text()

@@ -67,3 +67,15 @@ def test_session_users_are_read_from_the_session_not_from_plextv(fake, tmp_path)
     result = fake.select([Rule(name="p", select="playing", keep=KEEP)], tmp_path)
     assert [(s.user_name, s.state, s.item.rating_key) for s in result.sessions] == [("kid", "playing", 101)]
     assert fake.count("plextv") == 3  # the account, its users, shared_servers: nothing per session
+
+
+def test_a_revoked_home_user_token_fails_that_user_and_is_renewed_next_cycle(fake, tmp_path):
+    watchlist = Rule(name="wl", select="watchlist", keep=KEEP, users=("kid",))
+    fake.select([watchlist], tmp_path)
+    fake.fail("discover", "/library/sections/watchlist", status=401, token="KID-ACCOUNT-TOKEN", times=1)
+    result = fake.select([watchlist], tmp_path)
+    assert result.failed_rules == {"wl": ("user:kid",)}
+    assert "KID-ACCOUNT-TOKEN" not in (tmp_path / "plex-home-tokens.json").read_text()
+    result = fake.select([watchlist], tmp_path)
+    assert not result.failed_sources and result.wanted
+    assert fake.count("plextv", "/api/home/users/3000003/switch") == 2
