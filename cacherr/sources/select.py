@@ -35,6 +35,7 @@ from cacherr.sources.users import TokenStore, resolve_users
 log = logging.getLogger(__name__)
 
 DEFAULT_ONDECK_FALLBACK_SECONDS = 14 * 86400.0
+USER_SELECTORS = ("ondeck", "watchlist", "playing")  # what they select depends on who the users are
 
 
 class _RuleFailed(Exception):
@@ -412,7 +413,14 @@ def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMappe
     result.warnings += resolution.warnings
     result.failed_sources.update(resolution.failures)
     rnd = Round(plex, trakt, state_dir, now, resolution.users, config.plex.watchlist_rss, store=store)
-    library_roots = []
+    try:
+        sections = plex.sections()
+    except SourceError as error:
+        rnd.fail(error.source, error.message)
+        sections = []
+    library_roots = [loc for s in sections for loc in s["locations"]]
+    library_names = {s["id"]: s["title"] for s in sections}
+    _check_names(rules, resolution, sections, rnd)
     for rule in rules:
         rnd.rule_failures = set()
         try:
@@ -420,23 +428,36 @@ def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMappe
         except SourceError as error:
             rnd.fail(error.source, error.message)
             selections = []
-        if resolution.failures:
-            # plex.tv failing (or a user's token) hides users from every rule
+        if resolution.failures and rule.select in USER_SELECTORS:
+            # plex.tv failing (or a Home user's switch) hides users from this rule
             rnd.rule_failures.update(resolution.failures)
         if rnd.rule_failures:
             result.failed_rules[rule.name] = tuple(sorted(rnd.rule_failures))
-        if not library_roots:
-            try:
-                library_roots = [loc for s in plex.sections() for loc in s["locations"]]
-            except SourceError:
-                library_roots = []
-        result.wanted += _to_wanted(selections, rule, mapper, result, library_roots)
+        result.wanted += _to_wanted(selections, rule, mapper, result, library_roots, library_names)
     result.failed_sources.update(rnd.failures)
     result.warnings += rnd.warnings
-    try:
-        result.sessions = tuple(rnd._sessions or ())
-    except TypeError:
-        result.sessions = ()
+    result.sessions = tuple(rnd._sessions or ())
+    log.info("selection: %d files wanted by %d rules, %d users; failed: %s",
+             len(result.wanted), len(rules), len(resolution.users),
+             ", ".join(f"{k} ({v})" for k, v in sorted(result.failed_sources.items())) or "none")
+
+
+def _check_names(rules, resolution, sections: list[dict], rnd: Round) -> None:
+    """Warn about rule `users:` and `libraries:` names that match nothing (typos)."""
+    known_users = list(resolution.users)
+    titles = {s["title"].casefold() for s in sections}
+    for rule in rules:
+        for name in rule.users if "plextv" not in resolution.failures and rule.users else ():
+            if not any(u.matches(name) for u in known_users) and name not in resolution.inactive:
+                rnd.warnings.append(f"rule {rule.name}: user {name!r} is not an included Plex user")
+        if sections:
+            for name in rule.libraries or ():
+                if name.casefold() not in titles:
+                    rnd.warnings.append(f"rule {rule.name}: Plex has no library {name!r}")
+    friends = any(u.kind == "friend" for u in known_users)
+    if friends and not rnd.rss_url and any(r.select == "watchlist" for r in rules):
+        rnd.warnings.append("friends' watchlists need plex.watchlist_rss (Plex's friends' "
+                            "watchlist RSS feed); they are not selected")
 
 
 def _evaluate(rnd: Round, rule, mapper: PathMapper) -> list[Selection]:
@@ -457,14 +478,15 @@ def _evaluate(rnd: Round, rule, mapper: PathMapper) -> list[Selection]:
 
 
 def _to_wanted(selections: list[Selection], rule, mapper: PathMapper, result: SelectionResult,
-               library_roots: list[str]) -> list[Wanted]:
+               library_roots: list[str], library_names: dict[int, str]) -> list[Wanted]:
     """Files of the selected items (chosen versions, size cap, library filter), merged per
     file with the union of users, mapped to host paths."""
     libraries = {name.casefold() for name in rule.libraries} if rule.libraries is not None else None
     merged: dict[str, Wanted] = {}
     for selection in selections:
         item = selection.item
-        if libraries is not None and item.library and item.library.casefold() not in libraries:
+        library = item.library or library_names.get(item.library_id or -1, "")
+        if libraries is not None and library.casefold() not in libraries:
             continue
         for file in picks.choose_files(item, rule.versions):
             if selection.paths is not None and file.plex_path not in selection.paths:

@@ -1052,7 +1052,9 @@ def _account_xml(user, scenario: Scenario) -> ET.Element:
 
 
 def serve_forever(scenario: Scenario | None = None) -> None:  # pragma: no cover - manual use
-    """Run the fake until interrupted, printing its addresses (for `cacherr demo` and poking)."""
+    """Run the fake until interrupted, printing its addresses (for `cacherr demo` and poking).
+
+    `python -m cacherr.testing.fakeplex [ITEMS USERS]`: the small demo, or a generated one."""
     with FakePlex(scenario) as fake:
         print(json.dumps({"pms": fake.pms_url, "token": fake.owner_token, "rss": fake.rss_url,
                           **fake.env()}, indent=2))
@@ -1064,3 +1066,11 @@ def serve_forever(scenario: Scenario | None = None) -> None:  # pragma: no cover
 
 
 __all__ = ["FakePlex", "Fault", "RecordedRequest", "Scenario", "SERVICES"]
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    if len(sys.argv) == 3:
+        serve_forever(Scenario.generate(items=int(sys.argv[1]), users=int(sys.argv[2])))
+    else:
+        serve_forever()

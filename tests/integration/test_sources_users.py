@@ -79,3 +79,17 @@ def test_a_revoked_home_user_token_fails_that_user_and_is_renewed_next_cycle(fak
     result = fake.select([watchlist], tmp_path)
     assert not result.failed_sources and result.wanted
     assert fake.count("plextv", "/api/home/users/3000003/switch") == 2
+
+
+def test_a_rule_naming_an_unknown_user_or_library_is_warned_about(fake, tmp_path):
+    result = fake.select([Rule(name="o", select="ondeck", keep=KEEP, users=("bob",), libraries=("Films",))],
+                         tmp_path)
+    assert "rule o: user 'bob' is not an included Plex user" in result.warnings
+    assert "rule o: Plex has no library 'Films'" in result.warnings
+    assert not result.failed_sources
+
+
+def test_friends_watchlists_without_an_rss_feed_are_a_warning(fake, tmp_path):
+    result = fake.select([Rule(name="w", select="watchlist", keep=KEEP)], tmp_path, watchlist_rss=False)
+    assert any("plex.watchlist_rss" in w for w in result.warnings)
+    assert "friend" not in {u for w in result.wanted for u in w.users}
