@@ -108,7 +108,7 @@ class Server:
         self._httpd = server_class((self.host, self.port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.2},
+                                        kwargs={"poll_interval": 0.05},
                                         name="cacherr-http", daemon=True)
         self._thread.start()
         host, port = self.address
