@@ -20,7 +20,9 @@ from pathlib import Path
 
 from cacherr.engine.checkpoints import Checkpoints
 from cacherr.engine.errors import Cancelled, CopyFailed, NoSpace, SourceChanged
+from cacherr.engine.hashing import BackgroundHasher, read_block
 from cacherr.engine.paths import fsync_folder, temp_path
+from cacherr.engine.verify import OverlappedVerifier
 from cacherr.state.ledger import FileIdentity
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
@@ -98,14 +100,15 @@ def durable_copy(source: Path, target: Path, expected: FileIdentity,
                             | os.O_CLOEXEC, 0o600)
         checkpoint("temp-created")
         if options.verify == "checksum":
-            digest, method = _copy_hashing(source_fd, target_fd, st.st_size, options, checkpoint,
-                                           source=source)
+            digest, method = _copy_verified(source_fd, target_fd, temporary, st.st_size,
+                                            options, checkpoint, source), "read/write"
         else:
             digest, method = None, _copy_kernel(source_fd, target_fd, st.st_size, options,
                                                 checkpoint, source)
-        os.fsync(target_fd)
-        checkpoint("temp-synced")
-        _verify(temporary, target_fd, st.st_size, digest, options, checkpoint)
+            os.fsync(target_fd)
+            checkpoint("temp-synced")
+            if os.fstat(target_fd).st_size != st.st_size:
+                raise CopyFailed(temporary, "the copy's size differs from the source's")
         _copy_metadata(source_fd, target_fd, st)
         os.fsync(target_fd)
         os.close(target_fd)
@@ -188,56 +191,59 @@ def _copy_kernel(source_fd: int, target_fd: int, total: int, options: CopyOption
 
 def _copy_hashing(source_fd: int, target_fd: int, total: int, options: CopyOptions,
                   checkpoint: Callable[[str], None], hashing: bool = True, *,
-                  source: Path) -> tuple[str | None, str]:
-    hasher = hashlib.sha256() if hashing else None
-    buffer = bytearray(options.chunk_size_bytes)
-    view = memoryview(buffer)
-    done = 0
-    while True:
-        length = os.readv(source_fd, [buffer])
-        if length == 0:
-            break
-        if hasher is not None:
-            hasher.update(view[:length])
-        written = 0
-        while written < length:
-            written += os.write(target_fd, view[written:length])
-        done += length
-        _between_chunks(source, done, total, options, checkpoint, "copy-chunk", length)
-    _require_size(source, done, total)
-    return (hasher.hexdigest() if hasher else None), "read/write"
+                  source: Path, verifier: OverlappedVerifier | None = None) -> list[bytes]:
+    """Copy in user space; with `hashing`, hash the blocks in worker threads as they pass.
+
+    Return the block digests (empty without hashing). `verifier` is told of each write.
+    """
+    with BackgroundHasher(options.chunk_size_bytes) as hasher:
+        done = 0
+        while True:
+            buffer = hasher.take()
+            length = read_block(source_fd, buffer)
+            if length == 0:
+                hasher.give_back(buffer)
+                break
+            with memoryview(buffer) as view:
+                written = 0
+                while written < length:
+                    written += os.write(target_fd, view[written:length])
+            if hashing:
+                hasher.submit(buffer, length)
+            else:
+                hasher.give_back(buffer)
+            done += length
+            if verifier is not None:
+                verifier.written(done)
+            _between_chunks(source, done, total, options, checkpoint, "copy-chunk", length)
+        _require_size(source, done, total)
+        return hasher.block_digests() if hashing else []
+
+
+def _copy_verified(source_fd: int, target_fd: int, temporary: Path, total: int,
+                   options: CopyOptions, checkpoint: Callable[[str], None], source: Path) -> str:
+    """verify: checksum. Hash while copying; compare with the target re-read from the disk.
+
+    Return the file's digest; raise CopyFailed if any block differs.
+    """
+    with OverlappedVerifier(temporary, target_fd, options.chunk_size_bytes, checkpoint) as verifier:
+        copied = _copy_hashing(source_fd, target_fd, total, options, checkpoint, source=source,
+                               verifier=verifier)
+        os.fsync(target_fd)
+        checkpoint("temp-synced")
+        if os.fstat(target_fd).st_size != total:
+            raise CopyFailed(temporary, "the copy's size differs from the source's")
+        reread = verifier.finish(total)
+    if options.cancel is not None and options.cancel.is_set():
+        raise Cancelled(str(temporary), "cancelled (SIGTERM); the partial copy was removed")
+    if reread != copied:
+        raise CopyFailed(temporary, "checksum of the re-read copy differs from the source's")
+    return hashlib.sha256(b"".join(copied)).hexdigest()
 
 
 def _require_size(source: Path, done: int, total: int) -> None:
     if done != total:
         raise SourceChanged(source, f"read {done} bytes where {total} were expected: it changed")
-
-
-def _verify(temporary: Path, target_fd: int, total: int, digest: str | None,
-            options: CopyOptions, checkpoint: Callable[[str], None]) -> None:
-    """Size always; with a digest, re-read the target from the disk, not the page cache."""
-    if os.fstat(target_fd).st_size != total:
-        raise CopyFailed(temporary, "the copy's size differs from the source's")
-    if digest is None:
-        return
-    # The file is fsynced, so its pages are clean and DONTNEED really drops them.
-    os.posix_fadvise(target_fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    reader = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        os.posix_fadvise(reader, 0, 0, os.POSIX_FADV_DONTNEED)
-        hasher = hashlib.sha256()
-        buffer = bytearray(options.chunk_size_bytes)
-        view = memoryview(buffer)
-        while length := os.readv(reader, [buffer]):
-            hasher.update(view[:length])
-            checkpoint("verify-chunk")
-            if options.cancel is not None and options.cancel.is_set():
-                raise Cancelled(str(temporary), "cancelled (SIGTERM); the partial copy was removed")
-        os.posix_fadvise(reader, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(reader)
-    if hasher.hexdigest() != digest:
-        raise CopyFailed(temporary, "checksum of the re-read copy differs from the source's")
 
 
 def _copy_metadata(source_fd: int, target_fd: int, st: os.stat_result) -> None:
