@@ -104,7 +104,7 @@ def to_item(obj) -> Item:
         last_viewed_at=_epoch(getattr(obj, "lastViewedAt", None)),
     )
     if kind == "episode":
-        common.update(show_rating_key=obj.grandparentRatingKey, show_title=obj.grandparentTitle,
+        common.update(show_rating_key=_show_key(obj), show_title=obj.grandparentTitle,
                       season_index=obj.parentIndex, episode_index=obj.index)
     return Item(**common)
 
@@ -125,6 +125,7 @@ class PlexAdapter:
         self._account: MyPlexAccount | None = None
         self._episodes: dict[tuple[int, str | None], list[Item]] = {}
         self._items: dict[tuple[int, str | None], Item | None] = {}
+        self._history: dict[tuple, list[HistoryEntry]] = {}
         self._sections: list[dict] | None = None
 
     # ------------------------------------------------------------------ Plex Media Server
@@ -193,6 +194,12 @@ class PlexAdapter:
     def history(self, *, since: float | None = None, account_id: int | None = None,
                 max_results: int | None = None) -> list[HistoryEntry]:
         """Plays, newest first (the owner's token sees every account)."""
+        memo = (since, account_id, max_results)
+        if memo not in self._history:
+            self._history[memo] = self._history_rows(since, account_id, max_results)
+        return self._history[memo]
+
+    def _history_rows(self, since, account_id, max_results) -> list[HistoryEntry]:
         args = {"sort": "viewedAt:desc"}
         if account_id is not None:
             args["accountID"] = account_id
@@ -208,7 +215,7 @@ class PlexAdapter:
                 continue
             entries.append(HistoryEntry(
                 rating_key=int(h.ratingKey), account_id=int(h.accountID), viewed_at=viewed, type=h.type,
-                show_rating_key=getattr(h, "grandparentRatingKey", None) if h.type == "episode" else None,
+                show_rating_key=_show_key(h) if h.type == "episode" else None,
                 season_index=getattr(h, "parentIndex", None), episode_index=getattr(h, "index", None)))
         return entries
 
@@ -370,6 +377,16 @@ class PlexAdapter:
             link = (data.get("links") or {}).get("next")
             next_url = link if link and link != next_url else None
         return entries
+
+
+def _show_key(obj) -> int | None:
+    """An episode's show: history rows carry only grandparentKey (/library/metadata/200)."""
+    key = getattr(obj, "grandparentRatingKey", None)
+    if isinstance(key, int):
+        return key
+    path = getattr(obj, "grandparentKey", None) or ""
+    tail = path.rstrip("/").rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else None
 
 
 def _uuid_from_thumb(thumb: str | None) -> str | None:

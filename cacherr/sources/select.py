@@ -114,7 +114,8 @@ def select_ondeck(rnd: Round, rule) -> list[Selection]:
             else:
                 deck = rnd.plex.on_deck(user.token)
             for item in deck:
-                if item.type == "episode" and (since is not None or rule.episodes_ahead):
+                if item.type == "episode" and (rule.episodes_ahead or (
+                        since is not None and item.last_viewed_at is None)):
                     episodes = rnd.plex.episodes(item.show_rating_key, user.token)
                     if since is not None and item.last_viewed_at is None:
                         item = _with_show_activity(item, episodes)
@@ -140,8 +141,9 @@ def _ondeck_from_history(rnd: Round, user: User, since: float | None) -> list[It
     sessions and, for shows in their recent history, the episode after the last one."""
     since = since if since is not None else rnd.now - DEFAULT_ONDECK_FALLBACK_SECONDS
     deck: list[Item] = [s.item for s in rnd.sessions() if s.account_id == user.account_id]
-    rows = rnd.plex.history(since=since, account_id=user.account_id)
-    seen = {r.rating_key for r in rnd.plex.history(account_id=user.account_id)} if rows else set()
+    everything = rnd.plex.history(account_id=user.account_id)
+    rows = [r for r in everything if r.viewed_at >= since]
+    seen = {r.rating_key for r in everything}
     latest_by_show: dict[int, float] = {}
     for row in rows:
         if row.type == "episode" and row.show_rating_key is not None:

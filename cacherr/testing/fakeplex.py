@@ -792,7 +792,6 @@ class _Handler(BaseHTTPRequestHandler):
             if node.type == "episode":
                 attrs.update({"grandparentTitle": node.show.title, "parentTitle": f"Season {node.season.index}",
                               "grandparentKey": f"/library/metadata/{node.show.rating_key}",
-                              "grandparentRatingKey": str(node.show.rating_key),
                               "parentKey": f"/library/metadata/{node.season.rating_key}",
                               "index": str(node.obj.index), "parentIndex": str(node.season.index)})
             elements.append(ET.Element("Video", attrs))
