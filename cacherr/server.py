@@ -21,6 +21,8 @@ import socket
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -84,6 +86,15 @@ class Server:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
+    @classmethod
+    def from_config(cls, config, *, metrics: Metrics, health: HealthState,
+                    cached_files: CachedFiles | None = None,
+                    evict: Evict | None = None) -> Server:
+        """Given a loaded Config, return its server: `server.listen`, runtime file in state_dir."""
+        return cls(config.server.listen_host, config.server.listen_port, metrics=metrics,
+                   health=health, cached_files=cached_files, evict=evict,
+                   state_dir=config.state_dir)
+
     @property
     def address(self) -> tuple[str, int]:
         """The bound (host, port); only after start()."""
@@ -141,7 +152,14 @@ class Server:
 
 
 class _DualStackServer(ThreadingHTTPServer):
+    """Listens on an IPv6 address; `::` takes IPv4 connections too."""
+
     address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
 
 
 def connect_host(listen_host: str) -> str:
@@ -188,6 +206,39 @@ def read_runtime_file(state_dir: str | Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return content if isinstance(content, dict) else None
+
+
+def service_origin(state_dir: str | Path) -> str | None:
+    """Return the http:// origin of the service whose runtime file is in `state_dir`, or None."""
+    content = read_runtime_file(state_dir)
+    try:
+        return f"http://{connect_host(str(content['host']))}:{int(content['port'])}"
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def request_evict(origin: str, request: EvictRequest, timeout_seconds: float = 10.0
+                  ) -> dict[str, Any]:
+    """POST `request` to a running service's /api/evict; return its JSON answer.
+
+    Raise OSError if the service cannot be reached, and ValueError (with the service's
+    message) if it refused the request.
+    """
+    body = json.dumps({"paths": list(request.paths), "all": request.all,
+                       "hold_seconds": request.hold_seconds}).encode()
+    http_request = urllib.request.Request(f"{origin}/api/evict", data=body, method="POST",
+                                          headers={"Content-Type": "application/json"})
+    # No proxy: HTTP_PROXY must not take a request meant for this host.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(http_request, timeout=timeout_seconds) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as error:
+        try:
+            message = json.load(error).get("error", "")
+        except (ValueError, AttributeError):
+            message = ""
+        raise ValueError(f"the service refused: HTTP {error.code} {message}".strip()) from None
 
 
 def remove_runtime_file(state_dir: Path) -> None:

@@ -140,11 +140,14 @@ class Notifier:
         self.metrics = metrics
         self._clock = clock
         schemes.script_path = config.unraid_notify_script
-        self._apprise = apprise.Apprise(asset=apprise.AppriseAsset(
-            app_id="cacherr", app_desc="cacherr", app_url="https://github.com/cacherr"))
-        for url in config.urls:
+        self._apprise = apprise.Apprise(asset=apprise.AppriseAsset(app_id="cacherr",
+                                                                   app_desc="cacherr"))
+        for number, url in enumerate(config.urls, start=1):
             if not self._apprise.add(url):
-                log.warning("notification URL left out, Apprise cannot use it: %s", redact(url))
+                # Only the scheme: a URL Apprise cannot parse may hold a token anywhere.
+                scheme = url.partition("://")[0] if "://" in url else "?"
+                log.warning("notification URL %d (%s://...) left out: Apprise cannot use it",
+                            number, redact(scheme)[:20])
         self._queue: queue.Queue[Message | None] = queue.Queue(maxsize=queue_size)
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()

@@ -10,13 +10,21 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cacherr.config.model import ServerConfig
 from cacherr.health import HealthState
 from cacherr.metrics import Metrics
-from cacherr.server import EvictRequest, Server, read_runtime_file
+from cacherr.server import (
+    EvictRequest,
+    Server,
+    read_runtime_file,
+    request_evict,
+    service_origin,
+)
 
 
 class FakeClock:
@@ -397,3 +405,35 @@ def test_healthcheck_finds_the_state_dir_of_a_valid_rules_file(server, tmp_path,
     assert loader.load(rules, {}, offline=True).state_dir == state_dir
     result = healthcheck(env={"CACHERR_CONFIG": str(rules)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+# -- the client side, for `cacherr evict` -----------------------------------------------
+
+
+def test_request_evict_reaches_a_service_found_through_its_runtime_file(server, evict,
+                                                                         state_dir):
+    origin = service_origin(state_dir)
+    assert origin == server.url
+    answer = request_evict(origin, EvictRequest(paths=("/data/a.mkv",), hold_seconds=60.0))
+    assert answer == {"queued": 1, "all": False}
+    assert evict.requests == [EvictRequest(paths=("/data/a.mkv",), hold_seconds=60.0)]
+
+
+def test_request_evict_raises_with_the_services_reason_when_refused(server, evict):
+    with pytest.raises(ValueError, match="HTTP 400 give paths or all"):
+        request_evict(server.url, EvictRequest())
+    assert evict.requests == []
+
+
+def test_request_evict_raises_oserror_when_nothing_listens(tmp_path):
+    assert service_origin(tmp_path) is None
+    with pytest.raises(OSError):
+        request_evict(f"http://127.0.0.1:{free_port()}", EvictRequest(all=True))
+
+
+def test_a_server_from_config_binds_server_listen_and_writes_to_state_dir(state_dir, health):
+    config = SimpleNamespace(server=ServerConfig(listen_host="127.0.0.1", listen_port=0),
+                             state_dir=state_dir)
+    with Server.from_config(config, metrics=Metrics(), health=health) as running:
+        assert running.address[0] == "127.0.0.1"
+        assert read_runtime_file(state_dir)["port"] == running.address[1]
