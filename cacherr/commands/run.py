@@ -1,16 +1,21 @@
 """`cacherr run [--once] [--dry-run]`: the service, or one cycle.
 
-The cycle itself lands with the planner; what is here already is the part every run
-needs first: a valid config, a safe state directory, and the run lock.
+Every run needs a valid config, a safe state directory and the run lock; then the engine
+recovers whatever a crash left unfinished, before anything else happens.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 
-from cacherr.commands import EXIT_FAILURE, EXIT_USAGE
+from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cacherr.commands.config_file import ConfigUnavailable, load_config
+from cacherr.cycle.once import run_cycle, symlink_roots
+from cacherr.engine import Engine
+from cacherr.state.ledger import Ledger
 from cacherr.state.lock import AlreadyRunning, RunLock
 from cacherr.state.statedir import StateDirError, check_state_dir
 
@@ -36,7 +41,29 @@ def run(args) -> int:
         print(f"cacherr: {error}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        print("cacherr run: the cycle is not yet implemented in this version", file=sys.stderr)
-        return EXIT_FAILURE
+        if not args.once:
+            from cacherr.service import serve
+
+            return serve(config, lock=lock, dry_run=args.dry_run or config.dry_run)
+        return _once(config, dry_run=args.dry_run or config.dry_run)
     finally:
         lock.release()
+
+
+def _once(config, *, dry_run: bool) -> int:
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    ledger = Ledger.open(config.state_dir)
+    try:
+        engine = Engine.from_config(ledger, config.cache, roots=symlink_roots(config),
+                                    cancel=cancel)
+        recovered = engine.recover()
+        for action in recovered:
+            log.info("recovered: %s", action)
+        result = run_cycle(config, ledger, engine, dry_run=dry_run, cancel=cancel)
+    finally:
+        ledger.close()
+        signal.signal(signal.SIGTERM, previous)
+    report = result.report
+    print(("dry run: " if dry_run else "") + report.summary(), file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FAILURE

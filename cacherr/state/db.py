@@ -46,6 +46,14 @@ def connect(state_dir: Path, *, read_only: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def connect_empty() -> sqlite3.Connection:
+    """An empty, migrated, in-memory database (planning before the first run)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    migrate(conn)
+    return conn
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply the migrations this database lacks, each in its own transaction; return the version."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -83,3 +83,18 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
 ]
+
+MIGRATIONS.append(
+    (
+        3,
+        """
+        -- Rules whose source (Plex, plex.tv, Trakt, or a user's token) is failing, and
+        -- since when: the planner keeps what they selected for source_failure_grace.
+        CREATE TABLE failing_rules (
+            rule  TEXT PRIMARY KEY,
+            since REAL NOT NULL,
+            why   TEXT NOT NULL DEFAULT ''
+        );
+        """,
+    )
+)

@@ -1,0 +1,134 @@
+"""Carrying out a plan through the engine, one action at a time, and reporting it.
+
+The engine is the only code that touches media; this module decides nothing new: it
+runs the plan's actions in order (evictions first, to make room), stops starting new
+ones when cancelled, and turns every engine error into a counted failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cacherr.config.units import format_bytes
+from cacherr.cycle.locate import Located
+from cacherr.engine import (
+    Cancelled,
+    CopyFailed,
+    Engine,
+    EngineError,
+    InUse,
+    NoSpace,
+    Refused,
+    SourceChanged,
+)
+from cacherr.planner import PlannedAction
+
+log = logging.getLogger(__name__)
+
+FAILURE_REASONS = {
+    NoSpace: "enospc", SourceChanged: "source_changed", InUse: "in_use", Cancelled: "aborted",
+    CopyFailed: "io_error", Refused: "refused",
+}
+
+
+@dataclass
+class Report:
+    """What a cycle did, for the summary line, metrics and notifications."""
+
+    cached_files: int = 0
+    cached_bytes: int = 0
+    adopted_files: int = 0
+    evicted_files: int = 0
+    evicted_bytes: int = 0
+    untracked: list[str] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)  # reason → count
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (direction, reason, path)
+    failed_sources: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+    @property
+    def moved(self) -> bool:
+        return bool(self.cached_files or self.evicted_files or self.adopted_files)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.failed_sources
+
+    def summary(self) -> str:
+        """The one-line summary of a cycle (SPEC §5)."""
+        verb = "would cache" if self.dry_run else "cached"
+        parts = [f"{verb} {self.cached_files} files / {format_bytes(self.cached_bytes)}",
+                 f"{'would evict' if self.dry_run else 'evicted'} {self.evicted_files} / "
+                 f"{format_bytes(self.evicted_bytes)}"]
+        if self.adopted_files:
+            parts.append(f"adopted {self.adopted_files}")
+        skipped = sum(self.skipped.values())
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items()))
+        parts.append(f"skipped {skipped}" + (f" ({reasons})" if reasons else ""))
+        parts.append(f"failed {len(self.failures)}")
+        if self.failed_sources:
+            parts.append("sources down: " + ", ".join(sorted(self.failed_sources)))
+        return "; ".join(parts)
+
+
+def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict[str, Located],
+            report: Report, *, cancel: threading.Event | None = None,
+            on_done: Callable[[PlannedAction, str], None] | None = None) -> Report:
+    """Given the plan's actions in order, carry them out; return the report (updated)."""
+    for action in plan_actions:
+        if action.kind == "skip":
+            report.skipped[action.reason] += 1
+            continue
+        if cancel is not None and cancel.is_set():
+            report.skipped["aborted"] += 1
+            continue
+        direction = "to_slow" if action.kind == "evict" else "to_cache"
+        try:
+            outcome = _carry_out(action, engine, located)
+        except EngineError as error:
+            reason = next((name for kind, name in FAILURE_REASONS.items()
+                           if isinstance(error, kind)), "other")
+            log.warning("%s %s failed (%s): %s", action.kind, action.relative_path, reason,
+                        error.reason)
+            report.failures.append((direction, reason, action.relative_path))
+            continue
+        except OSError as error:
+            log.warning("%s %s failed: %s", action.kind, action.relative_path, error)
+            report.failures.append((direction, "io_error", action.relative_path))
+            continue
+        if outcome == "cached":
+            report.cached_files += 1
+            report.cached_bytes += action.size_bytes
+        elif outcome == "adopted":
+            report.adopted_files += 1
+        elif outcome == "untracked":
+            report.untracked.append(action.relative_path)
+        else:
+            report.evicted_files += 1
+            report.evicted_bytes += action.size_bytes
+        if action.kind == "evict" and action.reason:
+            # The engine logged the eviction; note why, for the planner's cool-down.
+            engine.ledger.conn.execute(
+                "UPDATE operations SET detail = ? WHERE id = (SELECT max(id) FROM operations"
+                " WHERE relative_path = ? AND action = 'evict')",
+                (action.reason, action.relative_path))
+        if on_done is not None:
+            on_done(action, outcome)
+    return report
+
+
+def _carry_out(action: PlannedAction, engine: Engine, located: dict[str, Located]) -> str:
+    if action.kind == "evict":
+        return engine.evict(action.relative_path).outcome
+    root = located[action.relative_path].root if action.relative_path in located else None
+    symlink_root = root if engine.layout == "symlink" else None
+    if action.kind == "adopt":
+        adopt = getattr(engine, "adopt", None)
+        if adopt is None:
+            raise Refused(action.relative_path, "adopting needs engine part 2")
+        return adopt(action.relative_path, root=symlink_root).outcome
+    return engine.cache(action.relative_path, root=symlink_root).outcome

@@ -1,0 +1,91 @@
+"""One cycle end to end: recover, select, plan, carry out, record."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from cacherr.config.model import Config, Rule
+from cacherr.cycle.execute import Report, execute
+from cacherr.cycle.gather import Gathered, fast_root, gather, measure_space, record_round
+from cacherr.engine import Engine
+from cacherr.planner import Plan, make_plan
+from cacherr.sources.pathmap import PathMapper
+from cacherr.sources.select import select_all
+from cacherr.sources.types import SelectionResult
+from cacherr.state.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+Selector = Callable[..., SelectionResult]
+
+
+@dataclass
+class CycleResult:
+    selection: SelectionResult
+    gathered: Gathered
+    plan: Plan
+    report: Report
+    recovered: int = 0
+
+
+def live_host_paths(config: Config, selection: SelectionResult) -> list[str]:
+    """Host paths of every file of every live session's item."""
+    mapper = PathMapper(config.paths)
+    paths = []
+    for session in selection.sessions:
+        for file in session.item.files:
+            host = mapper.to_host(file.plex_path)
+            if host is not None:
+                paths.append(host)
+    return paths
+
+
+def symlink_roots(config: Config) -> list:
+    return [] if config.cache.layout == "union" else [m.host for m in config.paths]
+
+
+def plan_cycle(config: Config, ledger: Ledger, *, now: float | None = None,
+               rules: Sequence[Rule] | None = None,
+               select: Selector = select_all) -> tuple[SelectionResult, Gathered, Plan]:
+    """Select and plan; read-only (the ledger is not written)."""
+    now = time.time() if now is None else now
+    selection = select(config, now=now, rules=rules)
+    for warning in selection.warnings:
+        log.warning("%s", warning)
+    gathered = gather(
+        config, ledger, selection.wanted, evaluated_rules=selection.evaluated_rules,
+        failed_rules=selection.failed_rules, now=now, space=measure_space(fast_root(config)),
+        live_host_paths=live_host_paths(config, selection),
+    )
+    for host_path in gathered.outside_roots:
+        log.warning("not planned: %s is outside the configured roots", host_path)
+    return selection, gathered, make_plan(gathered.plan_input)
+
+
+def run_cycle(config: Config, ledger: Ledger, engine: Engine, *, dry_run: bool,
+              now: float | None = None, rules: Sequence[Rule] | None = None,
+              cancel: threading.Event | None = None,
+              select: Selector = select_all) -> CycleResult:
+    """Select, plan and (unless `dry_run`) carry out the plan; return what happened."""
+    selection, gathered, plan = plan_cycle(config, ledger, now=now, rules=rules, select=select)
+    report = Report(dry_run=dry_run, failed_sources=dict(selection.failed_sources))
+    if dry_run:
+        for action in plan.actions:
+            if action.kind == "cache":
+                report.cached_files += 1
+                report.cached_bytes += action.size_bytes
+            elif action.kind == "evict":
+                report.evicted_files += 1
+                report.evicted_bytes += action.size_bytes
+            elif action.kind == "adopt":
+                report.adopted_files += 1
+            else:
+                report.skipped[action.reason] += 1
+        return CycleResult(selection, gathered, plan, report)
+    execute(plan.actions, engine, gathered.located, report, cancel=cancel)
+    record_round(ledger, gathered.plan_input, selection.failed_rules)
+    return CycleResult(selection, gathered, plan, report)

@@ -1,0 +1,103 @@
+"""End to end: the real `cacherr` command against the fake Plex and the mergerfs Unraid
+emulation caches On Deck with the next episodes, a watchlist movie and a Trakt movie,
+and evicts them as the keep rules say, every merged-view path byte-identical throughout."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cacherr.testing.fakeplex import FakePlex
+from cacherr.testing.sandbox import Sandbox
+from tests.e2e.cycle_support import cacherr, populate, small_world, write_rules
+from tests.helpers import require_fuse
+
+EPISODE = "TV/Example Show/Season {s:02d}/Example Show - S{s:02d}E{e:02d}.mkv"
+TRENDING = "Movies/Trending Movie (2001)/Trending Movie (2001).mkv"
+WATCHLIST = "Movies/Watchlist Movie (2001)/Watchlist Movie (2001).mkv"
+OTHER = "Movies/Other Movie (2001)/Other Movie (2001).mkv"
+
+
+@pytest.fixture
+def world(tmp_path):
+    require_fuse()
+    scenario = small_world()
+    with FakePlex(scenario) as fake, Sandbox(tmp_path / "sb", disks=2) as sandbox:
+        written = populate(sandbox, scenario)
+        rules = write_rules(tmp_path / "rules.yaml", fake, sandbox, tmp_path / "state")
+        yield fake, sandbox, written, rules
+
+
+def on_fast(sandbox) -> set[str]:
+    return {str(p.relative_to(sandbox.fast)) for p in sandbox.fast.rglob("*") if p.is_file()}
+
+
+def assert_view_intact(sandbox, written):
+    for share_path, data in written.items():
+        assert sandbox.read_view(share_path) == data, share_path
+    for branch in sandbox.slow:  # shadow: every original stays where it was
+        for path in branch.rglob("*"):
+            if path.is_file():
+                assert written[str(path.relative_to(branch))] == path.read_bytes()
+    assert not [p for p in sandbox.fast.rglob(".*cacherr*")], "a working file was left"
+
+
+def test_plan_shows_the_actions_and_changes_nothing(world, tmp_path):
+    fake, sandbox, written, rules = world
+    result = cacherr(rules, "plan", "--json", fake=fake)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    cached = {row["path"] for row in plan["actions"] if row["action"] == "cache"}
+    assert cached == {EPISODE.format(s=1, e=3), EPISODE.format(s=2, e=1),
+                      EPISODE.format(s=2, e=2), WATCHLIST, TRENDING}
+    row = next(r for r in plan["actions"] if r["path"] == TRENDING)
+    assert row["rules"] == ["trending"] and row["to"] == f"{sandbox.fast}/{TRENDING}"
+    assert plan["totals"]["add_bytes"] == sum(len(written[p]) for p in cached)
+    assert on_fast(sandbox) == set()
+    assert not (tmp_path / "state" / "cacherr.db").exists()
+
+
+def test_a_cycle_caches_the_selection_and_evicts_by_the_keep_rules(world):
+    fake, sandbox, written, rules = world
+    first = cacherr(rules, "run", "--once", fake=fake)
+    assert first.returncode == 0, first.stderr
+    assert "cached 5 files" in first.stderr
+    assert on_fast(sandbox) == {EPISODE.format(s=1, e=3), EPISODE.format(s=2, e=1),
+                                EPISODE.format(s=2, e=2), WATCHLIST, TRENDING}
+    assert_view_intact(sandbox, written)
+
+    again = cacherr(rules, "run", "--once", fake=fake)
+    assert again.returncode == 0 and "cached 0 files" in again.stderr and "evicted 0" in again.stderr
+
+    # The owner finishes S01E03 and drops the watchlist movie.
+    show = fake.scenario.shows[0]
+    fake.mark_watched("owner", show.seasons[0].episodes[2].rating_key)
+    fake.watchlist_remove("owner", fake.scenario.movies[1].guid)
+    third = cacherr(rules, "run", "--once", fake=fake)
+    assert third.returncode == 0, third.stderr
+    assert on_fast(sandbox) == {EPISODE.format(s=2, e=1), EPISODE.format(s=2, e=2),
+                                EPISODE.format(s=2, e=3), TRENDING}
+    assert "evicted 2" in third.stderr
+    assert_view_intact(sandbox, written)
+
+
+def test_a_second_run_while_one_holds_the_lock_exits_1(world, tmp_path):
+    from cacherr.state.lock import RunLock
+
+    fake, sandbox, written, rules = world
+    with RunLock(tmp_path / "state"):
+        result = cacherr(rules, "run", "--once", fake=fake)
+    assert result.returncode == 1 and "another cacherr" in result.stderr
+    assert on_fast(sandbox) == set()
+
+
+def test_an_unreachable_plex_fails_the_run_and_evicts_nothing(world):
+    fake, sandbox, written, rules = world
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    before = on_fast(sandbox)
+    fake.fail("pms", "/", status=500)
+    result = cacherr(rules, "run", "--once", fake=fake)
+    assert result.returncode == 1
+    assert "sources down: plex" in result.stderr
+    assert on_fast(sandbox) == before
