@@ -627,6 +627,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._xml(_container(size=0))
         elif parts[:2] == ["library", "metadata"] and len(parts) >= 3:
             self._library_metadata(r, user, parts)
+        elif path == "/library/recentlyAdded":
+            keys = [rk for rk, n in fake.nodes.items() if n.type in ("movie", "episode")]
+            keys.sort(key=lambda rk: -fake.nodes[rk].obj.added_at)
+            self._page(keys, r.item)
         elif path == "/library/all":
             guid = self._q("guid")
             keys = [rk for rk, n in fake.nodes.items() if n.type in ("movie", "show")
@@ -657,9 +661,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self._q("includeMeta") == "1":
             section = r.sections[section_key]
             root = _container(size=0, totalSize=0, librarySectionID=section_key)
-            meta = ET.SubElement(root, "Meta")
-            ET.SubElement(meta, "Type", {"key": f"/library/sections/{section_key}/all?type=1",
-                                         "type": section.type, "title": section.title, "active": "1"})
+            root.append(_meta(section))
             self._xml(root)
             return
         section = r.sections[section_key]
@@ -675,8 +677,13 @@ class _Handler(BaseHTTPRequestHandler):
                 continue
             result.append(rk)
         result.sort(key=lambda rk: (fake.nodes[rk].obj.title, rk) if wanted_type != "episode" else rk)
-        if (filters.get("sort") or "").startswith("addedAt"):
-            result.sort(key=lambda rk: -fake.nodes[rk].obj.added_at)
+        for sort in reversed((filters.get("sort") or "").split(",")):
+            field_name, _, direction = sort.rpartition(".")[2].partition(":")
+            attribute = {"addedAt": "added_at", "updatedAt": "updated_at", "titleSort": "title",
+                         "title": "title", "index": "index"}.get(field_name)
+            if attribute:
+                result.sort(key=lambda rk, a=attribute: getattr(fake.nodes[rk].obj, a, 0),
+                            reverse=direction == "desc")
         self._page(result, r.item, librarySectionID=section_key, librarySectionTitle=section.title)
 
     def _matches(self, node: _Node, filters: dict[str, str]) -> bool:
@@ -1018,6 +1025,35 @@ class _HTTPError(Exception):
         super().__init__(status)
         self.status = status
         self.body = body
+
+
+def _meta(section) -> ET.Element:
+    """The filter metadata plexapi loads before `section.search(<filter>=...)` (sample B9)."""
+    meta = ET.Element("Meta")
+    prefix = "" if section.type == "movie" else "show."
+    types = [(section.type, 1 if section.type == "movie" else 2)]
+    if section.type == "show":
+        types.append(("episode", 4))
+    for kind, number in types:
+        p = prefix if kind == "show" else ("" if kind == "movie" else "episode.")
+        el = ET.SubElement(meta, "Type", {"key": f"/library/sections/{section.key}/all?type={number}",
+                                          "type": kind, "title": kind.title(), "active": "1"})
+        for name, kind_of in (("title", "string"), ("unwatched", "boolean"), ("addedAt", "date"),
+                              ("updatedAt", "date"), ("label", "tag")):
+            ET.SubElement(el, "Field", {"key": f"{p}{name}", "title": name, "type": kind_of})
+            if kind_of in ("boolean", "tag"):
+                ET.SubElement(el, "Filter", {"filter": f"{p}{name}", "filterType": kind_of,
+                                             "key": f"/library/sections/{section.key}/{name}",
+                                             "title": name, "type": "filter"})
+        for name in ("titleSort", "addedAt", "updatedAt"):
+            ET.SubElement(el, "Sort", {"defaultDirection": "asc", "descKey": f"{p}{name}:desc",
+                                       "key": f"{p}{name}", "title": name})
+    for kind_of, operators in (("string", ("=", "!=", "==", "!==")), ("boolean", ("=", "!=")),
+                               ("date", ("<<=", ">>=")), ("tag", ("=", "!="))):
+        field_type = ET.SubElement(meta, "FieldType", {"type": kind_of})
+        for op in operators:
+            ET.SubElement(field_type, "Operator", {"key": op, "title": op})
+    return meta
 
 
 def _label_id(label: str) -> int:
