@@ -22,7 +22,7 @@ from cacherr.engine.checkpoints import Checkpoints
 from cacherr.engine.errors import Cancelled, CopyFailed, NoSpace, SourceChanged
 from cacherr.engine.hashing import BackgroundHasher, read_block
 from cacherr.engine.paths import fsync_folder, temp_path
-from cacherr.engine.verify import OverlappedVerifier
+from cacherr.engine.verify import SEGMENT_BYTES, OverlappedVerifier
 from cacherr.state.ledger import FileIdentity
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
@@ -43,6 +43,7 @@ class CopyOptions:
     progress: Callable[[int, int], None] | None = None  # (bytes done, bytes total)
     throttle: Callable[[int], None] | None = None  # called with each chunk's size (bandwidth)
     checkpoints: Checkpoints | None = None
+    verify_segment_bytes: int = SEGMENT_BYTES  # checksum: how much is written before a re-read
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,8 @@ def _copy_verified(source_fd: int, target_fd: int, temporary: Path, total: int,
 
     Return the file's digest; raise CopyFailed if any block differs.
     """
-    with OverlappedVerifier(temporary, target_fd, options.chunk_size_bytes, checkpoint) as verifier:
+    with OverlappedVerifier(temporary, target_fd, options.chunk_size_bytes, checkpoint,
+                            options.verify_segment_bytes) as verifier:
         copied = _copy_hashing(source_fd, target_fd, total, options, checkpoint, source=source,
                                verifier=verifier)
         os.fsync(target_fd)

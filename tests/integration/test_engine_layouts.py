@@ -127,3 +127,20 @@ def test_a_second_cache_of_the_same_file_is_refused(world):
     engine.cache(rel)
     with pytest.raises(Refused, match="already"):
         engine.cache(rel)
+
+
+def test_a_row_not_built_yet_and_an_unknown_file_are_refused_with_the_reason(world):
+    from cacherr.config.model import UnionLayout
+    from cacherr.engine import Engine
+
+    rel = "Movies/G/G.mkv"
+    world.write_original("union", rel, DATA)
+    union = UnionLayout(view=Path(world.view), fast=Path(world.fast),
+                        slow=tuple(Path(s) for s in world.slow))
+    engine = Engine(Ledger.open(world.state_dir), layout="union", original="move", union=union)
+    with pytest.raises(Refused, match="union/move is not supported yet"):
+        engine.cache(rel)
+    with pytest.raises(Refused, match="not in the ledger"):
+        engine.evict(rel)
+    assert not (Path(world.fast) / rel).exists()
+    assert (Path(world.slow[0]) / rel).read_bytes() == DATA
