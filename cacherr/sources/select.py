@@ -24,6 +24,7 @@ from cacherr.sources.trakt import TRAKT_ORIGIN, GuidIndex, TraktClient
 from cacherr.sources.types import (
     SOURCES,
     Item,
+    Play,
     Selection,
     SelectionResult,
     SourceStatus,
@@ -363,12 +364,14 @@ def _classifier(pms_url: str, overrides: Mapping[str, str]) -> Callable[[str], s
 
 def select_all(config, state_dir: Path | None = None, now: float | None = None, *,
                rules: Sequence | None = None, retry: RetryPolicy | None = None,
-               env: Mapping[str, str] | None = None,
+               env: Mapping[str, str] | None = None, history_since: float | None = None,
                sleep: Callable[[float], None] = time.sleep) -> SelectionResult:
     """Given a loaded `Config` (plex, paths, users, rules, trakt, state_dir), run one
     selection round and return its SelectionResult. Never raises for a source failure.
 
     `rules` restricts the round to some rules (the session watcher's `playing` rules);
+    `history_since` (epoch) also returns the plays finished since then (`result.plays`, for
+    `keep: {until: watched}`; one history request, paged);
     `env` supplies the CACHERR_*_URL overrides (default: os.environ); `retry`/`sleep`
     let tests keep backoff short.
     """
@@ -385,7 +388,7 @@ def select_all(config, state_dir: Path | None = None, now: float | None = None, 
     mapper = PathMapper(config.paths)
     result = SelectionResult(evaluated_rules=tuple(r.name for r in rules))
     try:
-        _run(config, rules, plex, trakt, mapper, state_dir, now, result)
+        _run(config, rules, plex, trakt, mapper, state_dir, now, result, history_since)
     finally:
         session.close()
     for source in SOURCES:
@@ -399,7 +402,7 @@ def select_all(config, state_dir: Path | None = None, now: float | None = None, 
 
 
 def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMapper,
-         state_dir: Path, now: float, result: SelectionResult) -> None:
+         state_dir: Path, now: float, result: SelectionResult, history_since: float | None) -> None:
     try:
         plex.server  # noqa: B018 - connect once: an unreachable server fails every rule
     except SourceError as error:
@@ -436,6 +439,13 @@ def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMappe
         if rnd.rule_failures:
             result.failed_rules[rule.name] = tuple(sorted(rnd.rule_failures))
         result.wanted += _to_wanted(selections, rule, mapper, result, library_roots, library_names)
+    if history_since is not None:
+        names = {u.account_id: u.name for u in resolution.users}
+        try:
+            result.plays = tuple(Play(r.rating_key, names.get(r.account_id, f"account:{r.account_id}"),
+                                      r.viewed_at) for r in plex.history(since=history_since))
+        except SourceError as error:
+            rnd.failures.setdefault(error.source, error.message)
     result.failed_sources.update(rnd.failures)
     result.warnings += rnd.warnings
     result.sessions = tuple(rnd._sessions or ())

@@ -125,6 +125,15 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class Play:
+    """A finished playback from the server's history (for `keep: {until: watched}`)."""
+
+    rating_key: int
+    user_name: str  # the included user's name, or "account:<id>" for anyone else
+    viewed_at: float
+
+
+@dataclass(frozen=True)
 class WatchlistEntry:
     """An item on someone's watchlist, as plex.tv or the RSS feed describes it."""
 
@@ -187,3 +196,4 @@ class SelectionResult:
     status: dict[str, SourceStatus] = field(default_factory=dict)
     users: tuple[User, ...] = ()
     sessions: tuple[Session, ...] = ()
+    plays: tuple[Play, ...] = ()  # only when select_all is given history_since

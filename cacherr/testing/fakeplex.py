@@ -157,14 +157,16 @@ class FakePlex:
             schedule=model.ScheduleConfig(), notify=model.NotifyConfig(), server=model.ServerConfig(),
             host=model.HostConfig(), state_dir=Path(state_dir))
 
-    def select(self, rules, state_dir, *, now: float | None = None, retry=None, **config):
+    def select(self, rules, state_dir, *, now: float | None = None, retry=None,
+               history_since: float | None = None, **config):
         """Run `select_all` against this fake with quick retries (for tests and benchmarks)."""
         from cacherr.sources.http import RetryPolicy
         from cacherr.sources.select import select_all
 
         retry = retry or RetryPolicy(attempts=3, backoff_seconds=0.01, max_wait_seconds=0.05)
         return select_all(self.config(rules, state_dir=state_dir, **config), state_dir,
-                          self.scenario.now if now is None else now, env=self.env(), retry=retry)
+                          self.scenario.now if now is None else now, env=self.env(), retry=retry,
+                          history_since=history_since)
 
     # ------------------------------------------------------------------ control API
 

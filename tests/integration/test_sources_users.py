@@ -93,3 +93,10 @@ def test_friends_watchlists_without_an_rss_feed_are_a_warning(fake, tmp_path):
     result = fake.select([Rule(name="w", select="watchlist", keep=KEEP)], tmp_path, watchlist_rss=False)
     assert any("plex.watchlist_rss" in w for w in result.warnings)
     assert "friend" not in {u for w in result.wanted for u in w.users}
+
+
+def test_plays_since_a_time_say_who_watched_what_for_keep_until_watched(fake, tmp_path):
+    fake.mark_watched("kid", 213, at=fake.scenario.now - 60)
+    result = fake.select([ondeck()], tmp_path, history_since=fake.scenario.now - 1.5 * DAY)
+    assert {(p.rating_key, p.user_name) for p in result.plays} == {(213, "kid"), (211, "friend")}
+    assert fake.select([ondeck()], tmp_path).plays == ()  # not asked, not fetched
