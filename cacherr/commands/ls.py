@@ -1,7 +1,47 @@
-"""`cacherr ls`: see SPEC §5."""
+"""`cacherr ls [--user U] [--rule R] [--format table|json|csv]`: what is cached, why,
+for whom, since when, how big. Read-only: works while a service runs."""
 
-from cacherr.commands._notyet import not_yet
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+
+from cacherr.commands import EXIT_OK, EXIT_USAGE
+from cacherr.commands.config_file import ConfigUnavailable, load_config
+from cacherr.commands.plan import open_ledger_read_only
+from cacherr.config.units import format_bytes
+from cacherr.cycle.listing import cached_files, filtered
+
+COLUMNS = ("path", "size_bytes", "kind", "rules", "users", "since", "host_path")
 
 
 def run(args) -> int:
-    return not_yet("ls")
+    try:
+        config = load_config(args, offline=True)
+    except ConfigUnavailable:
+        return EXIT_USAGE
+    ledger = open_ledger_read_only(config.state_dir)
+    try:
+        listing = filtered(cached_files(config, ledger), user=args.user, rule=args.rule)
+    finally:
+        ledger.close()
+    if args.format == "json":
+        json.dump(listing, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(COLUMNS)
+        for entry in listing:
+            writer.writerow([";".join(v) if isinstance(v, list) else v
+                             for v in (entry[c] for c in COLUMNS)])
+    else:
+        for entry in listing:
+            since = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry["since"]))
+            print(f"{format_bytes(entry['size_bytes']):>10}  {entry['kind']:<7} {since}  "
+                  f"{','.join(entry['rules']) or '-':<20} {','.join(entry['users']) or '-':<16} "
+                  f"{entry['path']}")
+        total = sum(entry["size_bytes"] for entry in listing)
+        print(f"{len(listing)} files, {format_bytes(total)}", file=sys.stderr)
+    return EXIT_OK

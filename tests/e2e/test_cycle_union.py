@@ -101,3 +101,54 @@ def test_an_unreachable_plex_fails_the_run_and_evicts_nothing(world):
     assert result.returncode == 1
     assert "sources down: plex" in result.stderr
     assert on_fast(sandbox) == before
+
+
+def test_ls_shows_what_is_cached_why_and_for_whom(world):
+    fake, sandbox, written, rules = world
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    listing = json.loads(cacherr(rules, "ls", "--format", "json", fake=fake).stdout)
+    assert {entry["path"] for entry in listing} == on_fast(sandbox)
+    trending = next(entry for entry in listing if entry["path"] == TRENDING)
+    assert trending["rules"] == ["trending"] and trending["size_bytes"] == len(written[TRENDING])
+    assert trending["host_path"] == f"{sandbox.view}/{TRENDING}"
+    only = json.loads(cacherr(rules, "ls", "--rule", "watchlists", "--format", "json",
+                              fake=fake).stdout)
+    assert [entry["path"] for entry in only] == [WATCHLIST]
+    assert json.loads(cacherr(rules, "ls", "--user", "nobody", "--format", "json",
+                              fake=fake).stdout) == []
+    rows = cacherr(rules, "ls", "--format", "csv", fake=fake).stdout.splitlines()
+    assert rows[0] == "path,size_bytes,kind,rules,users,since,host_path" and len(rows) == 6
+
+
+def test_evict_puts_a_file_back_by_its_plex_path_and_holds_it(world):
+    fake, sandbox, written, rules = world
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    result = cacherr(rules, "evict", f"/data/media/{TRENDING}", "--hold", "1d", fake=fake)
+    assert result.returncode == 0, result.stderr
+    assert TRENDING not in on_fast(sandbox)
+    assert_view_intact(sandbox, written)
+    again = cacherr(rules, "run", "--once", fake=fake)
+    assert TRENDING not in on_fast(sandbox), "a held file was cached again"
+    assert "held 1" in again.stderr
+
+
+def test_evict_refuses_paths_it_did_not_cache_or_outside_the_roots(world):
+    fake, sandbox, written, rules = world
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    before = on_fast(sandbox)
+    result = cacherr(rules, "evict", f"{sandbox.view}/{OTHER}", "/etc/passwd",
+                     f"{sandbox.view}/../../etc/passwd", fake=fake)
+    assert result.returncode == 2
+    assert "not cached by cacherr" in result.stderr and "outside the configured roots" in result.stderr
+    assert on_fast(sandbox) == before
+
+
+def test_evict_all_empties_the_cache_and_keeps_every_original(world):
+    fake, sandbox, written, rules = world
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    (sandbox.fast / "Movies" / "not-ours.mkv").write_bytes(b"someone else's file")
+    result = cacherr(rules, "evict", "--all", fake=fake)
+    assert result.returncode == 0, result.stderr
+    assert on_fast(sandbox) == {"Movies/not-ours.mkv"}
+    assert_view_intact(sandbox, written)
+    assert json.loads(cacherr(rules, "ls", "--format", "json", fake=fake).stdout) == []
