@@ -1091,7 +1091,8 @@ def _account_xml(user, scenario: Scenario) -> ET.Element:
 def serve_forever(scenario: Scenario | None = None) -> None:  # pragma: no cover - manual use
     """Run the fake until interrupted, printing its addresses (for `cacherr demo` and poking).
 
-    `python -m cacherr.testing.fakeplex [ITEMS USERS]`: the small demo, or a generated one."""
+    `python -m cacherr.testing.fakeplex [ITEMS USERS | SCENARIO.json]`: the small demo,
+    a generated one, or one saved with `Scenario.to_dict()`."""
     with FakePlex(scenario) as fake:
         print(json.dumps({"pms": fake.pms_url, "token": fake.owner_token, "rss": fake.rss_url,
                           **fake.env()}, indent=2))
@@ -1109,5 +1110,8 @@ if __name__ == "__main__":  # pragma: no cover
 
     if len(sys.argv) == 3:
         serve_forever(Scenario.generate(items=int(sys.argv[1]), users=int(sys.argv[2])))
+    elif len(sys.argv) == 2:
+        with open(sys.argv[1]) as handle:
+            serve_forever(Scenario.from_dict(json.load(handle)))
     else:
         serve_forever()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 GiB = 1024**3
 MiB = 1024**2
@@ -163,6 +163,37 @@ class Scenario:
             if user.name.lower() == name.lower():
                 return user
         raise KeyError(name)
+
+    # ----------------------------------------------------------------- plain data
+
+    def to_dict(self) -> dict:
+        """The scenario as JSON-ready data (`from_dict` reads it back)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Scenario:
+        """Build a scenario from `to_dict()` output (or hand-written JSON/YAML data)."""
+
+        def versions(raw):
+            return [Version([tuple(f) for f in v["files"]], v.get("resolution", "1080")) for v in raw]
+
+        def show(raw):
+            seasons = [Season(se["rating_key"], se["index"], [
+                Episode(**{**e, "versions": versions(e["versions"])}) for e in se["episodes"]])
+                for se in raw["seasons"]]
+            return Show(**{**raw, "seasons": seasons})
+
+        fields = dict(data)
+        fields["sections"] = [Section(**x) for x in data["sections"]]
+        fields["movies"] = [Movie(**{**m, "versions": versions(m["versions"])}) for m in data["movies"]]
+        fields["shows"] = [show(x) for x in data["shows"]]
+        fields["users"] = [User(**u) for u in data["users"]]
+        fields["discover_only"] = [DiscoverItem(**d) for d in data.get("discover_only", [])]
+        fields["viewed"] = {name: {int(k): v for k, v in seen.items()}
+                            for name, seen in data.get("viewed", {}).items()}
+        fields["progress"] = {name: {int(k): tuple(v) for k, v in seen.items()}
+                              for name, seen in data.get("progress", {}).items()}
+        return cls(**fields)
 
     # ----------------------------------------------------------------- the two builders
 

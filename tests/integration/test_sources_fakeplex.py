@@ -136,3 +136,11 @@ def test_generated_scenarios_have_the_requested_size(tmp_path):
     files = len(scenario.movies) + sum(len(s.episodes) for show in scenario.shows for s in show.seasons)
     assert files == 200 and len(scenario.users) == 5
     assert {u.kind for u in scenario.users} == {"owner", "home", "friend"}
+
+
+def test_a_scenario_survives_a_round_trip_through_json():
+    import json
+
+    scenario = Scenario.small_demo()
+    again = Scenario.from_dict(json.loads(json.dumps(scenario.to_dict())))
+    assert again == scenario
