@@ -106,6 +106,15 @@ def test_every_bounded_label_set_is_exposed_at_zero_before_any_event():
         assert set(found.values()) == {0.0}, family
 
 
+def test_a_new_metrics_object_reports_its_rules_file_as_loaded():
+    metrics = Metrics()
+    get = metrics.registry.get_sample_value
+    assert get("cacherr_config_last_reload_successful") == 1
+    assert get("cacherr_config_last_reload_success_timestamp_seconds") > 0
+    metrics.record_config_reload(False)
+    assert get("cacherr_config_last_reload_successful") == 0
+
+
 def test_no_created_series_are_exposed():
     metrics = Metrics()
     metrics.record_run(started=1000.0, duration_seconds=3.0, ok=True)
