@@ -126,6 +126,7 @@ class PlexAdapter:
         self._episodes: dict[tuple[int, str | None], list[Item]] = {}
         self._items: dict[tuple[int, str | None], Item | None] = {}
         self._history: dict[tuple, list[HistoryEntry]] = {}
+        self._listings: dict[tuple, list[Item]] = {}
         self._sections: list[dict] | None = None
 
     # ------------------------------------------------------------------ Plex Media Server
@@ -251,7 +252,14 @@ class PlexAdapter:
 
     def section_items(self, section_id: int, kind: str, *, added_since: float | None = None,
                       updated_since: float | None = None, label_id: str | None = None) -> list[Item]:
-        """All `kind` items (movie, show, episode) of a library, optionally filtered."""
+        """All `kind` items (movie, show, episode) of a library, optionally filtered
+        (each listing is fetched once per round)."""
+        memo = (section_id, kind, added_since, updated_since, label_id)
+        if memo not in self._listings:
+            self._listings[memo] = self._section_items(*memo)
+        return self._listings[memo]
+
+    def _section_items(self, section_id, kind, added_since, updated_since, label_id) -> list[Item]:
         args: dict[str, object] = {"type": TYPE_NUMBERS[kind], "includeGuids": 1}
         if added_since is not None:
             args["addedAt>>"] = int(added_since)
