@@ -249,8 +249,8 @@ class Engine:
         if row is None:
             raise Refused(relative_path, f"{entry.layout}/{entry.original} is not supported yet")
         try:
-            if entry.layout == "union":
-                paths.require_fast_branch(Path(entry.fast_branch))
+            # An unmounted pool would look like a vanished copy; refuse rather than untrack.
+            paths.require_fast_branch(Path(entry.fast_branch))
             paths.walk_folders(Path(entry.fast_branch), parts)
             paths.walk_folders(Path(entry.slow_branch), parts)
         except OSError as error:

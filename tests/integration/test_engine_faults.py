@@ -243,3 +243,50 @@ def test_eviction_waits_while_a_player_reads_the_file(world):
         engine.evict(rel)
     assert (Path(world.fast) / rel).read_bytes() == b"playing"
     assert ledger.get(rel) is not None
+
+
+@pytest.mark.parametrize("verify", ["size", "checksum"])
+def test_sigterm_mid_copy_removes_the_partial_file_and_closes_the_action(world, verify):
+    rel = f"Movies/Term/{verify}.mkv"
+    data = os.urandom(512 * 1024)
+    world.write_original("union", rel, data)
+    Ledger.open(world.state_dir).close()
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.integration.engine_helpers.run_action", world.to_json(),
+         "union", "cache", rel, "16384", verify],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO), "CACHERR_TEST_KILL_AT": "copy-chunk:5",
+             "CACHERR_TEST_KILL_SIGNAL": "TERM"},
+    )
+    assert done.returncode == 3, done.stderr
+    assert "cancelled" in done.stderr
+    _assert_untouched(world, rel, data)
+
+
+def test_a_symlink_root_on_a_fuse_union_is_refused(box, tmp_path):
+    from cacherr.config.model import SymlinkLayout
+
+    rel = "Movies/F/f.mkv"
+    box.write_file(rel, b"data")
+    cache_dir = box.fast / "symlink-cache"
+    cache_dir.mkdir()
+    engine = Engine(Ledger.open(tmp_path / "state"), layout="symlink", original="backup",
+                    symlink=SymlinkLayout(dir=cache_dir, plex_dir="/plex"), roots=[box.view])
+    with pytest.raises(Refused, match="FUSE"):
+        engine.cache(rel)
+    assert not (box.slow[0] / rel).is_symlink()
+    assert list(cache_dir.iterdir()) == []
+
+
+def test_an_evict_while_the_pool_is_unmounted_is_refused_and_keeps_the_record(world, box):
+    rel = "Movies/Gone/g.mkv"
+    world.write_original("union", rel, b"data")
+    ledger = Ledger.open(world.state_dir)
+    world.engine("union", ledger=ledger).cache(rel)
+    subprocess.run(["umount", "-l", world.fast], check=True)  # the pool is an empty folder now
+    try:
+        with pytest.raises(Refused, match="not a mounted file system"):
+            world.engine("union", ledger=ledger).evict(rel)
+        assert ledger.get(rel) is not None
+    finally:
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", world.fast], check=True)

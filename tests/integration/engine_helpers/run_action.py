@@ -7,8 +7,10 @@ strace tests trace it. Exit 0 on success, 3 on an EngineError (printed on stderr
 from __future__ import annotations
 
 import sys
+import threading
 
 from cacherr.engine import EngineError
+from cacherr.engine.signals import cancel_on_sigterm
 from tests.integration.engine_helpers.world import World
 
 
@@ -18,7 +20,9 @@ def main(argv: list[str]) -> int:
     options = {"chunk_size_bytes": int(argv[5])} if len(argv) > 5 else {}
     if len(argv) > 6:
         options["verify"] = argv[6]
-    engine = world.engine(layout, **options)
+    cancel = threading.Event()
+    cancel_on_sigterm(cancel)
+    engine = world.engine(layout, cancel=cancel, **options)
     try:
         if kind == "cache":
             engine.cache(relative_path)
