@@ -74,8 +74,8 @@ def _check_listen(c: _Checker) -> None:
     listen = c.get("server", "listen")
     if isinstance(listen, str) and listen.rpartition(":")[2].isdigit():
         port = int(listen.rpartition(":")[2])
-        if not 0 < port < 65536:
-            c.problem(("server", "listen"), f"port {port} is out of range (1-65535)")
+        if not 0 <= port < 65536:
+            c.problem(("server", "listen"), f"port {port} is out of range (0-65535; 0 picks a free port)")
 
 
 def _check_layout_blocks(c: _Checker) -> None:

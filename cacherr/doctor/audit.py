@@ -1,0 +1,87 @@
+"""Doctor's audit of the cache: untracked (changed) files, duplicates cacherr does not
+track, orphan backups, leftover working files and empty folders; `--fix` repairs the
+safe ones (through the engine's tidy functions)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cacherr.config.model import Config
+from cacherr.doctor.findings import Finding
+from cacherr.engine import paths, tidy
+from cacherr.state.ledger import FileIdentity, Ledger
+
+
+def _walk(root: Path):
+    """(folder, subfolders, files) under root, never following symlinks."""
+    if root.is_dir():
+        yield from os.walk(root, followlinks=False)
+
+
+def audit(config: Config, ledger: Ledger, *, fix: bool) -> list[Finding]:
+    cache = config.cache
+    fast = Path(cache.union.fast if cache.layout == "union" else cache.symlink.dir)
+    slow = list(cache.union.slow) if cache.layout == "union" else [Path(m.host) for m in config.paths]
+    findings: list[Finding] = []
+    tracked = {entry.relative_path: entry for entry in ledger.files()}
+
+    for entry in tracked.values():
+        try:
+            now = FileIdentity.of(entry.fast_path)
+        except FileNotFoundError:
+            findings.append(Finding("problem", "untracked", f"{entry.fast_path} is in the ledger "
+                                    "but gone from the fast branch",
+                                    "run `cacherr run --once`; recovery and the next plan "
+                                    "settle it"))
+            continue
+        if now != entry.fast:
+            findings.append(Finding("warning", "untracked", f"{entry.fast_path} changed since "
+                                    "cacherr cached it (size, mtime or inode); it is left alone",
+                                    "if the new file is right, `cacherr evict` skips it; "
+                                    "remove or move it yourself"))
+
+    for branch in slow:
+        for folder, _subfolders, files in _walk(branch):
+            for name in files:
+                if not (name.startswith(".") and name.endswith(paths.BACKUP_SUFFIX)):
+                    continue
+                backup = Path(folder) / name
+                original_relative = str((Path(folder) / name[1:-len(paths.BACKUP_SUFFIX)])
+                                        .relative_to(branch))
+                if original_relative in tracked and tracked[original_relative].backup_name == name:
+                    continue
+                if fix and tidy.restore_orphan_backup(backup) is not None:
+                    findings.append(Finding("ok", "orphan-backup", f"restored {backup}"))
+                    continue
+                findings.append(Finding("warning", "orphan-backup", f"{backup} belongs to no "
+                                        "cached file", "cacherr doctor --fix restores it when "
+                                        "the original name is free; otherwise compare and "
+                                        "delete one"))
+    empty: list[Path] = []
+    for folder, subfolders, files in _walk(fast):
+        here = Path(folder)
+        for name in files:
+            path = here / name
+            relative = str(path.relative_to(fast))
+            if name.endswith(paths.WORKING_SUFFIXES):
+                findings.append(Finding("warning", "leftover", f"{path} is a cacherr working "
+                                        "file", "run cacherr once: recovery removes it"))
+            elif cache.layout == "union" and relative not in tracked and \
+                    any(os.path.lexists(branch / relative) for branch in slow):
+                findings.append(Finding("warning", "duplicate", f"{relative} is on the fast "
+                                        "branch and a slow branch, and cacherr did not put it "
+                                        "there", "let the mover settle it, or delete one copy "
+                                        "after comparing them"))
+        if not subfolders and not files and len(here.relative_to(fast).parts) >= 2:
+            empty.append(here)
+    for folder in empty:
+        if fix and tidy.remove_empty_folder(fast, folder):
+            findings.append(Finding("ok", "empty-folder", f"removed empty {folder}"))
+        else:
+            findings.append(Finding("warning", "empty-folder", f"{folder} is empty",
+                                    "cacherr doctor --fix removes it"))
+
+    if not findings:
+        findings.append(Finding("ok", "audit", f"{len(tracked)} cached files, nothing stray"))
+    return findings

@@ -1,0 +1,45 @@
+"""Repairs `cacherr doctor --fix` may make: each one safe by construction.
+
+Kept in the engine because it writes to media file systems (and nothing else may).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cacherr.engine import paths
+from cacherr.engine.paths import fsync_folder
+
+
+def remove_empty_folder(branch: Path, folder: Path) -> bool:
+    """Remove `folder` if it is empty and strictly below a share's top-level folder on
+    `branch`; return True if removed."""
+    try:
+        relative = folder.relative_to(branch)
+    except ValueError:
+        return False
+    if len(relative.parts) < 2 or folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        folder.rmdir()
+    except OSError:
+        return False  # not empty any more, or not ours to remove
+    fsync_folder(folder.parent)
+    return True
+
+
+def restore_orphan_backup(backup: Path) -> Path | None:
+    """Rename a hidden backup back to its original name when the original is missing;
+    return the restored path, or None when the original exists (nothing is overwritten)."""
+    name = backup.name
+    if not (name.startswith(".") and name.endswith(paths.BACKUP_SUFFIX)):
+        return None
+    original = backup.with_name(name[1:-len(paths.BACKUP_SUFFIX)])
+    if os.path.lexists(original):
+        return None
+    os.link(backup, original)  # never a window without the original name
+    fsync_folder(backup.parent)
+    os.unlink(backup)
+    fsync_folder(backup.parent)
+    return original

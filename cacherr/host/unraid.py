@@ -1,0 +1,91 @@
+"""Unraid's state and config files, read from a fixed allow-list (invariant 5).
+
+Every reader takes the folder from `config.host` (so tests point them at a sandbox) and
+returns None when the file is not visible (e.g. in Docker without the mounts): callers
+report "unknown", never "not running".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from cacherr.config.model import HostConfig
+
+_INI_LINE = re.compile(r'^\s*([A-Za-z0-9_.]+)\s*=\s*"?(.*?)"?\s*$')
+
+
+def read_ini(path: Path) -> dict[str, str] | None:
+    """Unraid's `key="value"` files (sections ignored); None if missing or unreadable."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    values = {}
+    for line in text.splitlines():
+        match = _INI_LINE.match(line)
+        if match and not line.lstrip().startswith(("#", ";", "[")):
+            values[match.group(1)] = match.group(2)
+    return values
+
+
+def var_ini(host: HostConfig) -> dict[str, str] | None:
+    return read_ini(host.emhttp_dir / "var.ini")
+
+
+def share_config(host: HostConfig, share: str) -> dict[str, str] | None:
+    return read_ini(host.boot_config_dir / "shares" / f"{share}.cfg")
+
+
+def mover_tuning_config(host: HostConfig) -> dict[str, str] | None:
+    return read_ini(host.boot_config_dir / "plugins" / "ca.mover.tuning" / "ca.mover.tuning.cfg")
+
+
+def unraid_version(host: HostConfig) -> tuple[int, ...] | None:
+    """From var.ini's `version` (e.g. 7.2.1 → (7, 2, 1)); None when not on Unraid."""
+    values = var_ini(host)
+    if not values or "version" not in values:
+        return None
+    numbers = re.findall(r"\d+", values["version"])
+    return tuple(int(n) for n in numbers[:3]) or None
+
+
+def mover_running(host: HostConfig) -> bool | None:
+    """True if the mover's PID file names a live process; None if the file's folder is not
+    visible (unknown)."""
+    pid_file = host.mover_pid_file
+    if not pid_file.parent.is_dir():
+        return None
+    try:
+        pid = int(pid_file.read_text().strip() or "0")
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def parity_check_running(host: HostConfig) -> bool | None:
+    """True while a parity check or rebuild runs (`mdResyncPos` not 0); None if unknown."""
+    values = var_ini(host)
+    if values is None:
+        return None
+    return values.get("mdResyncPos", "0") not in ("", "0")
+
+
+def share_pools(host: HostConfig, share: str) -> tuple[str, set[str]] | None:
+    """(shareUseCache, the pools the share uses) from its config; None if not readable."""
+    values = share_config(host, share)
+    if values is None:
+        return None
+    pools = {values.get(key, "") for key in ("shareCachePool", "shareCachePool2")} - {""}
+    return values.get("shareUseCache", "no"), pools
