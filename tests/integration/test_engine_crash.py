@@ -102,6 +102,8 @@ def _one_kill(world: World, layout: str, kind: str, verify: str, point: str, n: 
     _prepare(here, layout, kind, rel)
     done = _run(here, layout, kind, rel, verify, {"CACHERR_TEST_KILL_AT": point})
     assert done.returncode == -9, f"{point}: not killed ({done.returncode}) {done.stderr}"
+    # Even before recovery, what Plex reads is complete (the temporary names are hidden).
+    assert here.plex_path(layout, rel).read_bytes() == DATA, point
     ledger = Ledger.open(state)
     try:
         engine = here.engine(layout, ledger=ledger)

@@ -144,3 +144,22 @@ def test_a_row_not_built_yet_and_an_unknown_file_are_refused_with_the_reason(wor
         engine.evict(rel)
     assert not (Path(world.fast) / rel).exists()
     assert (Path(world.slow[0]) / rel).read_bytes() == DATA
+
+
+def test_an_engine_built_from_the_cache_block_resolves_min_free_against_the_pool(world):
+    from cacherr.config.model import CacheConfig, Size, Transfers, UnionLayout
+    from cacherr.engine import Engine, NoSpace
+
+    union = UnionLayout(view=Path(world.view), fast=Path(world.fast),
+                        slow=tuple(Path(s) for s in world.slow))
+    cache = CacheConfig(layout="union", original="shadow", union=union, symlink=None,
+                        max_size=Size(percent=80), min_free=Size(percent=100), sidecars="none",
+                        verify="checksum", transfers=Transfers(), mover_exclude_file=Path("/x"),
+                        defer_while_playing="never")
+    engine = Engine.from_config(Ledger.open(world.state_dir), cache)
+    total = os.statvfs(world.fast).f_blocks * os.statvfs(world.fast).f_frsize
+    assert engine.min_free_bytes == total
+    assert engine.context.copy_options.verify == "checksum"
+    world.write_original("union", "Movies/H/H.mkv", DATA)
+    with pytest.raises(NoSpace, match="min_free"):
+        engine.cache("Movies/H/H.mkv")
