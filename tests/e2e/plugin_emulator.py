@@ -109,8 +109,9 @@ class Sandbox:
         shutil.rmtree(self.path / "ramtmp", ignore_errors=True)
 
     # records
-    def calls(self, tool: str | None = None) -> list[list[str]]:
-        return [entry["argv"] for entry in _read_jsonl(self.path / "calls.jsonl")
+    def calls(self, tool: str | None = None) -> list[dict]:
+        """The fake tools' calls: {"tool", "argv", "t" (time.time_ns())}, in order."""
+        return [entry for entry in _read_jsonl(self.path / "calls.jsonl")
                 if tool is None or entry["tool"] == tool]
 
     def notifications(self) -> list[list[str]]:
@@ -160,10 +161,10 @@ STUB_RUNTIME_NAME = "cacherr-python-3.12.0-x86_64-1_stub.txz"
 SHIM = """#!{python} -I
 # Stub runtime for tests: record the call, then run the test machine's own interpreter.
 # (The real runtime is python-build-standalone 3.12; offline CI has no copy of it.)
-import json, os, sys
+import json, os, sys, time
 args = sys.argv[1:]
 with open({log!r}, "a") as handle:
-    handle.write(json.dumps({{"pid": os.getpid(), "argv": args}}) + "\\n")
+    handle.write(json.dumps({{"pid": os.getpid(), "argv": args, "t": time.time_ns()}}) + "\\n")
 env = dict(os.environ)
 if {standin!r} and args[:3] == ["-I", "-m", "cacherr"] and args[-1:] == ["run"]:
     # `cacherr run` is not a long-lived service yet: stand in for it with a process that
@@ -180,6 +181,33 @@ with open(os.path.join(os.path.dirname(__file__), "started"), "a") as handle:
 while True:
     signal.pause()
 """
+
+
+WHEELHOUSE = Path(tempfile.gettempdir()) / "cacherr-test-wheelhouse"
+TEST_MTIME = 1_767_225_600  # 2026-01-01
+
+
+def build_app(out_dir: Path, version: str, source: Path | None = None) -> Path:
+    """Build the real app package (xz preset 0 for speed); wheels are downloaded once."""
+    build = load_plugin_module("build")
+    return build.build(version, "1", out_dir, WHEELHOUSE, None, TEST_MTIME,
+                       source=source or REPO / "cacherr", xz_preset=0)
+
+
+def render_plugin(out: Path, app: Path, runtime: Path, changes: str = "- test build") -> Path:
+    """Render a .plg for these packages (with their SHA256s) to `out`; return it."""
+    render = load_plugin_module("render_plg")
+    out.write_text(render.render(
+        app_txz=app.name, app_sha256=render.sha256_of(app), runtime_txz=runtime.name,
+        runtime_sha256=render.sha256_of(runtime), changes=changes))
+    return out
+
+
+def downloads_of(plg: Path, *packages: Path) -> dict[str, Path]:
+    """Map each <URL> of the .plg to the local package of the same file name."""
+    by_name = {package.name: package for package in packages}
+    urls = [element.text.strip() for element in ET.parse(plg).getroot().iter("URL")]
+    return {url: by_name[url.rsplit("/", 1)[1]] for url in urls}
 
 
 def load_plugin_module(name: str):
@@ -431,7 +459,7 @@ def emhttp_event(sandbox: Path, event: str) -> dict:
 
 def _record(sandbox: Path, tool: str, argv: list[str], name: str = "calls.jsonl") -> None:
     with (sandbox / name).open("a") as handle:
-        handle.write(json.dumps({"tool": tool, "argv": argv}) + "\n")
+        handle.write(json.dumps({"tool": tool, "argv": argv, "t": time.time_ns()}) + "\n")
 
 
 def _package_name(full: str) -> str:
