@@ -9,6 +9,7 @@ planner can keep what those rules had cached.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,7 +32,13 @@ from cacherr.sources.types import (
     User,
     Wanted,
 )
-from cacherr.sources.users import TokenStore, resolve_users
+from cacherr.sources.users import (
+    TokenStore,
+    UserResolution,
+    load_users,
+    resolve_users,
+    save_users,
+)
 
 log = logging.getLogger(__name__)
 
@@ -365,13 +372,16 @@ def _classifier(pms_url: str, overrides: Mapping[str, str]) -> Callable[[str], s
 def select_all(config, state_dir: Path | None = None, now: float | None = None, *,
                rules: Sequence | None = None, retry: RetryPolicy | None = None,
                env: Mapping[str, str] | None = None, history_since: float | None = None,
+               users_max_age_seconds: float | None = None,
                sleep: Callable[[float], None] = time.sleep) -> SelectionResult:
     """Given a loaded `Config` (plex, paths, users, rules, trakt, state_dir), run one
     selection round and return its SelectionResult. Never raises for a source failure.
 
     `rules` restricts the round to some rules (the session watcher's `playing` rules);
     `history_since` (epoch) also returns the plays finished since then (`result.plays`, for
-    `keep: {until: watched}`; one history request, paged);
+    `keep: {until: watched}`; one history request, paged); `users_max_age_seconds` lets a
+    frequent round (the session watcher) reuse the users a recent round found instead of
+    asking plex.tv again (it rate-limits);
     `env` supplies the CACHERR_*_URL overrides (default: os.environ); `retry`/`sleep`
     let tests keep backoff short.
     """
@@ -388,7 +398,8 @@ def select_all(config, state_dir: Path | None = None, now: float | None = None, 
     mapper = PathMapper(config.paths)
     result = SelectionResult(evaluated_rules=tuple(r.name for r in rules))
     try:
-        _run(config, rules, plex, trakt, mapper, state_dir, now, result, history_since)
+        _run(config, rules, plex, trakt, mapper, state_dir, now, result, history_since,
+             users_max_age_seconds)
     finally:
         session.close()
     for source in SOURCES:
@@ -402,7 +413,8 @@ def select_all(config, state_dir: Path | None = None, now: float | None = None, 
 
 
 def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMapper,
-         state_dir: Path, now: float, result: SelectionResult, history_since: float | None) -> None:
+         state_dir: Path, now: float, result: SelectionResult, history_since: float | None,
+         users_max_age_seconds: float | None) -> None:
     try:
         plex.server  # noqa: B018 - connect once: an unreachable server fails every rule
     except SourceError as error:
@@ -411,9 +423,18 @@ def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMappe
         return
     store = TokenStore(state_dir)
     needs_watchlist = any(r.select == "watchlist" for r in rules)
-    resolution = resolve_users(plex, config.users, config.plex, store, now,
-                               need_account_tokens=needs_watchlist)
-    store.save()
+    key = _users_key(config)
+    kept = None
+    if users_max_age_seconds is not None and not needs_watchlist:
+        kept = load_users(state_dir, key, now, users_max_age_seconds)
+    if kept is not None:
+        resolution = UserResolution(users=kept)
+    else:
+        resolution = resolve_users(plex, config.users, config.plex, store, now,
+                                   need_account_tokens=needs_watchlist)
+        store.save()
+        if not resolution.failures:
+            save_users(state_dir, resolution.users, key, now)
     result.users = tuple(resolution.users)
     result.warnings += resolution.warnings
     result.failed_sources.update(resolution.failures)
@@ -452,6 +473,13 @@ def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMappe
     log.info("selection: %d files wanted by %d rules, %d users; failed: %s",
              len(result.wanted), len(rules), len(resolution.users),
              ", ".join(f"{k} ({v})" for k, v in sorted(result.failed_sources.items())) or "none")
+
+
+def _users_key(config) -> str:
+    """What the saved users depend on: the server, the owner's token, users: and tokens."""
+    digest = hashlib.sha256(repr((config.plex.url, config.plex.token, config.users,
+                                  sorted((config.plex.user_tokens or {}).items()))).encode())
+    return digest.hexdigest()
 
 
 def _check_names(rules, resolution, sections: list[dict], rnd: Round) -> None:

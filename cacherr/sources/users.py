@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from cacherr.sources.plex import PlexAdapter, SourceError
 from cacherr.sources.types import User
 
 TOKENS_FILE = "plex-home-tokens.json"
+USERS_FILE = "plex-users.json"
 
 
 class TokenStore:
@@ -49,15 +50,37 @@ class TokenStore:
     def save(self) -> None:
         if not self.changed:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".plex-home-tokens.")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.tokens, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        _write_private(self.path, self.tokens)
         self.changed = False
+
+
+def _write_private(path: Path, data) -> None:
+    """Write JSON atomically, readable by the owner only (it holds tokens)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def save_users(state_dir: Path, users: list[User], key: str, now: float) -> None:
+    """Keep a successful resolution for rounds that may reuse it (the session watcher)."""
+    _write_private(Path(state_dir) / USERS_FILE,
+                   {"key": key, "saved_at": now, "users": [asdict(u) for u in users]})
+
+
+def load_users(state_dir: Path, key: str, now: float, max_age_seconds: float) -> list[User] | None:
+    """Users saved by `save_users` with the same config `key`, if younger than max_age."""
+    try:
+        data = json.loads((Path(state_dir) / USERS_FILE).read_text())
+        if data["key"] != key or now - float(data["saved_at"]) > max_age_seconds:
+            return None
+        return [User(**u) for u in data["users"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass

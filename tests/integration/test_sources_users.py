@@ -100,3 +100,15 @@ def test_plays_since_a_time_say_who_watched_what_for_keep_until_watched(fake, tm
     result = fake.select([ondeck()], tmp_path, history_since=fake.scenario.now - 1.5 * DAY)
     assert {(p.rating_key, p.user_name) for p in result.plays} == {(213, "kid"), (211, "friend")}
     assert fake.select([ondeck()], tmp_path).plays == ()  # not asked, not fetched
+
+
+def test_a_frequent_round_reuses_recent_users_instead_of_asking_plextv_again(fake, tmp_path):
+    playing = Rule(name="p", select="playing", keep=KEEP)
+    fake.select([ondeck()], tmp_path)
+    fake.start_session("kid", 101)
+    fake.reset_counts()
+    result = fake.select([playing], tmp_path, users_max_age_seconds=3600)
+    assert fake.count("plextv") == 0
+    assert [w.users for w in result.wanted] == [frozenset({"kid"})]
+    later = fake.select([playing], tmp_path, now=fake.scenario.now + 7200, users_max_age_seconds=3600)
+    assert fake.count("plextv") == 3 and later.wanted
