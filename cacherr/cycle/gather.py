@@ -26,6 +26,38 @@ class Gathered:
     located: dict[str, Located]  # relative path → where it lives
     items: dict[str, str]  # relative path → what it is, for logs
     outside_roots: list[str] = field(default_factory=list)  # host paths refused
+    rating_keys: dict[str, int] = field(default_factory=dict)  # relative path → Plex item
+
+
+def history_since(config: Config, ledger: Ledger) -> float | None:
+    """How far back plays matter: the first selection, by an `until: watched` rule, of a
+    file cacherr holds; None when no such file (no history request at all)."""
+    until = {rule.name for rule in config.rules if rule.keep.until_watched}
+    cached = {entry.relative_path for entry in ledger.files()}
+    firsts = [row.first_selected_at for row in ledger.attributions()
+              if row.rule in until and row.relative_path in cached]
+    return min(firsts) if firsts else None
+
+
+def watched_from_plays(ledger: Ledger, plays: Iterable, rating_keys: Mapping[str, int],
+                       attributions: Iterable[Attribution]) -> dict[str, dict[str, float]]:
+    """relative path → user → latest play after that user's first selection of it."""
+    known = {row["relative_path"]: row["rating_key"] for row in
+             ledger.conn.execute("SELECT relative_path, rating_key FROM selected_items")}
+    known.update(rating_keys)
+    by_key: dict[int, list[str]] = {}
+    for path, key in known.items():
+        if key is not None:
+            by_key.setdefault(int(key), []).append(path)
+    first = {(a.relative_path, a.user): a.first_selected_at for a in attributions}
+    watched: dict[str, dict[str, float]] = {}
+    for play in plays:
+        for path in by_key.get(int(play.rating_key), []):
+            since = first.get((path, play.user_name))
+            if since is not None and play.viewed_at >= since:
+                users = watched.setdefault(path, {})
+                users[play.user_name] = max(users.get(play.user_name, 0.0), play.viewed_at)
+    return watched
 
 
 def fast_root(config: Config) -> Path:
@@ -64,14 +96,14 @@ def evicted_for_space(conn: sqlite3.Connection, since: float) -> dict[str, float
 
 def gather(config: Config, ledger: Ledger, wanted: Iterable, *, evaluated_rules: Iterable[str],
            failed_rules: Mapping[str, tuple[str, ...]], now: float, space: Space,
-           live_host_paths: Iterable[str] = (),
-           watched: Mapping[str, Mapping[str, float]] | None = None) -> Gathered:
+           live_host_paths: Iterable[str] = (), plays: Iterable = ()) -> Gathered:
     """Given the config, the ledger and one selection round's wanted files (host paths),
     return the planner's input; files outside the roots are listed, not planned."""
     locator = Locator(config)
     root = fast_root(config)
     located: dict[str, Located] = {}
     items: dict[str, str] = {}
+    rating_keys: dict[str, int] = {}
     wants: list[Want] = []
     outside: list[str] = []
     for want in wanted:
@@ -81,6 +113,8 @@ def gather(config: Config, ledger: Ledger, wanted: Iterable, *, evaluated_rules:
             continue
         located[where.relative_path] = where
         items[where.relative_path] = want.item
+        if want.rating_key is not None:
+            rating_keys[where.relative_path] = want.rating_key
         wants.append(Want(where.relative_path, want.size_bytes, want.rule,
                           frozenset(want.users), want.priority))
     cached = ledger.files()
@@ -98,17 +132,18 @@ def gather(config: Config, ledger: Ledger, wanted: Iterable, *, evaluated_rules:
     failing_now = {name: failing.get(name, now) for name in failed_rules}
     failing_now.update({name: since for name, since in failing.items()
                         if name not in evaluated})
+    attributions = merged_attributions(ledger.attributions(), wants, now)
     plan_input = PlanInput(
         now=now,
         rules={rule.name: rule for rule in config.rules},
         evaluated_rules=evaluated,
         wants=tuple(wants),
         cached=tuple(cached),
-        attributions=tuple(merged_attributions(ledger.attributions(), wants, now)),
+        attributions=tuple(attributions),
         space=space,
         max_size=config.cache.max_size,
         min_free=config.cache.min_free,
-        watched=dict(watched or {}),
+        watched=watched_from_plays(ledger, plays, rating_keys, attributions),
         on_fast=on_fast,
         live=frozenset(live),
         failed_rules=failing_now,
@@ -117,11 +152,12 @@ def gather(config: Config, ledger: Ledger, wanted: Iterable, *, evaluated_rules:
         evicted_for_space=evicted_for_space(ledger.conn, now - COOLDOWN_SECONDS),
         cooldown_seconds=COOLDOWN_SECONDS,
     )
-    return Gathered(plan_input, located, items, outside)
+    return Gathered(plan_input, located, items, outside, rating_keys)
 
 
 def record_round(ledger: Ledger, plan_input: PlanInput,
-                 failed_rules: Mapping[str, tuple[str, ...]]) -> None:
+                 failed_rules: Mapping[str, tuple[str, ...]],
+                 gathered: Gathered | None = None) -> None:
     """After a real (not dry) round: store the selections and the failure memory.
 
     Attributions of evaluated rules that did not select a file are dropped unless the
@@ -144,6 +180,15 @@ def record_round(ledger: Ledger, plan_input: PlanInput,
                 (row.relative_path, row.rule, row.user, row.first_selected_at,
                  row.last_selected_at))
         ledger.prune_attributions((row.relative_path, row.rule, row.user) for row in keep)
+        if gathered is not None:
+            ledger.conn.executemany(
+                "INSERT OR REPLACE INTO selected_items VALUES (?, ?, ?)",
+                [(path, gathered.rating_keys.get(path), gathered.items.get(path, ""))
+                 for path in gathered.items])
+        attributed = {row.relative_path for row in keep}
+        for (path,) in ledger.conn.execute("SELECT relative_path FROM selected_items").fetchall():
+            if path not in attributed and path not in cached:
+                ledger.conn.execute("DELETE FROM selected_items WHERE relative_path = ?", (path,))
         for name in plan_input.evaluated_rules:
             if name in failed_rules:
                 ledger.conn.execute(

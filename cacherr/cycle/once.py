@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 from cacherr.config.model import Config, Rule
 from cacherr.cycle.execute import Report, execute
-from cacherr.cycle.gather import Gathered, fast_root, gather, measure_space, record_round
+from cacherr.cycle.gather import (
+    Gathered,
+    fast_root,
+    gather,
+    history_since,
+    measure_space,
+    record_round,
+)
 from cacherr.engine import Engine
 from cacherr.planner import Plan, make_plan
 from cacherr.sources.pathmap import PathMapper
@@ -53,13 +60,14 @@ def plan_cycle(config: Config, ledger: Ledger, *, now: float | None = None,
                select: Selector = select_all) -> tuple[SelectionResult, Gathered, Plan]:
     """Select and plan; read-only (the ledger is not written)."""
     now = time.time() if now is None else now
-    selection = select(config, now=now, rules=rules)
+    since = history_since(config, ledger)
+    selection = select(config, now=now, rules=rules, history_since=since)
     for warning in selection.warnings:
         log.warning("%s", warning)
     gathered = gather(
         config, ledger, selection.wanted, evaluated_rules=selection.evaluated_rules,
         failed_rules=selection.failed_rules, now=now, space=measure_space(fast_root(config)),
-        live_host_paths=live_host_paths(config, selection),
+        live_host_paths=live_host_paths(config, selection), plays=selection.plays,
     )
     for host_path in gathered.outside_roots:
         log.warning("not planned: %s is outside the configured roots", host_path)
@@ -87,5 +95,5 @@ def run_cycle(config: Config, ledger: Ledger, engine: Engine, *, dry_run: bool,
                 report.skipped[action.reason] += 1
         return CycleResult(selection, gathered, plan, report)
     execute(plan.actions, engine, gathered.located, report, cancel=cancel)
-    record_round(ledger, gathered.plan_input, selection.failed_rules)
+    record_round(ledger, gathered.plan_input, selection.failed_rules, gathered)
     return CycleResult(selection, gathered, plan, report)

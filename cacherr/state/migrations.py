@@ -98,3 +98,18 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        4,
+        """
+        -- Which Plex item each selected file belongs to, so that plays in Plex's history
+        -- can tell when a `keep: {until: watched}` file has been watched.
+        CREATE TABLE selected_items (
+            relative_path TEXT PRIMARY KEY,
+            rating_key    INTEGER,
+            item          TEXT NOT NULL DEFAULT ''
+        );
+        """,
+    )
+)

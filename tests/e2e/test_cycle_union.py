@@ -152,3 +152,25 @@ def test_evict_all_empties_the_cache_and_keeps_every_original(world):
     assert on_fast(sandbox) == {"Movies/not-ours.mkv"}
     assert_view_intact(sandbox, written)
     assert json.loads(cacherr(rules, "ls", "--format", "json", fake=fake).stdout) == []
+
+
+def test_until_watched_keeps_a_played_file_until_its_user_has_watched_it(world):
+    fake, sandbox, written, rules = world
+    text = rules.read_text().replace("rules:\n", "rules:\n  - name: now-playing\n"
+                                     "    select: playing\n    keep: {until: watched}\n"
+                                     "    priority: 90\n", 1)
+    rules.write_text(text)
+    other = fake.scenario.movies[2]
+    fake.start_session("owner", other.rating_key)
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    assert OTHER in on_fast(sandbox)
+    fake.stop_session("owner")
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    assert OTHER in on_fast(sandbox), "evicted before its user watched it"
+    import time
+
+    fake.mark_watched("owner", other.rating_key, at=time.time())
+    result = cacherr(rules, "run", "--once", fake=fake)
+    assert result.returncode == 0, result.stderr
+    assert OTHER not in on_fast(sandbox)
+    assert_view_intact(sandbox, written)
