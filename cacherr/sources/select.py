@@ -122,10 +122,12 @@ def select_ondeck(rnd: Round, rule) -> list[Selection]:
             else:
                 deck = rnd.plex.on_deck(user.token)
             for item in deck:
-                if item.type == "episode" and (rule.episodes_ahead or (
-                        since is not None and item.last_viewed_at is None)):
-                    episodes = rnd.plex.episodes(item.show_rating_key, user.token)
-                    if since is not None and item.last_viewed_at is None:
+                own_view = since is not None and item.last_viewed_at is None
+                if item.type == "episode" and (rule.episodes_ahead or own_view):
+                    # the order of episodes is everyone's: one listing serves all users,
+                    # unless this user's view times are needed
+                    episodes = rnd.plex.episodes(item.show_rating_key, user.token if own_view else None)
+                    if own_view:
                         item = _with_show_activity(item, episodes)
                 if since is not None and (item.last_viewed_at or 0) < since:
                     continue
