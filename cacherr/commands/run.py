@@ -14,6 +14,7 @@ import threading
 from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cacherr.commands.config_file import ConfigUnavailable, load_config
 from cacherr.cycle.once import run_cycle, symlink_roots
+from cacherr.cycle.progress import Progress
 from cacherr.engine import Engine
 from cacherr.state.ledger import Ledger
 from cacherr.state.lock import AlreadyRunning, RunLock
@@ -55,12 +56,14 @@ def _once(config, *, dry_run: bool) -> int:
     previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     ledger = Ledger.open(config.state_dir)
     try:
+        progress = Progress()
         engine = Engine.from_config(ledger, config.cache, roots=symlink_roots(config),
-                                    cancel=cancel)
+                                    cancel=cancel, progress=progress)
         recovered = engine.recover()
         for action in recovered:
             log.info("recovered: %s", action)
-        result = run_cycle(config, ledger, engine, dry_run=dry_run, cancel=cancel)
+        result = run_cycle(config, ledger, engine, dry_run=dry_run, cancel=cancel,
+                           on_start=progress.start)
     finally:
         ledger.close()
         signal.signal(signal.SIGTERM, previous)

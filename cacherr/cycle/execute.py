@@ -77,8 +77,10 @@ class Report:
 
 def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict[str, Located],
             report: Report, *, cancel: threading.Event | None = None,
+            on_start: Callable[[str], None] | None = None,
             on_done: Callable[[PlannedAction, str], None] | None = None) -> Report:
-    """Given the plan's actions in order, carry them out; return the report (updated)."""
+    """Given the plan's actions in order, carry them out; return the report (updated).
+    `on_start(path)` is called before each transfer (the progress display)."""
     for action in plan_actions:
         if action.kind == "skip":
             report.skipped[action.reason] += 1
@@ -87,6 +89,8 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
             report.skipped["aborted"] += 1
             continue
         direction = "to_slow" if action.kind == "evict" else "to_cache"
+        if on_start is not None:
+            on_start(action.relative_path)
         try:
             outcome = _carry_out(action, engine, located)
         except EngineError as error:

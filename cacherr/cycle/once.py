@@ -77,6 +77,7 @@ def plan_cycle(config: Config, ledger: Ledger, *, now: float | None = None,
 def run_cycle(config: Config, ledger: Ledger, engine: Engine, *, dry_run: bool,
               now: float | None = None, rules: Sequence[Rule] | None = None,
               cancel: threading.Event | None = None,
+              on_start: Callable[[str], None] | None = None,
               select: Selector = select_all) -> CycleResult:
     """Select, plan and (unless `dry_run`) carry out the plan; return what happened."""
     selection, gathered, plan = plan_cycle(config, ledger, now=now, rules=rules, select=select)
@@ -94,6 +95,6 @@ def run_cycle(config: Config, ledger: Ledger, engine: Engine, *, dry_run: bool,
             else:
                 report.skipped[action.reason] += 1
         return CycleResult(selection, gathered, plan, report)
-    execute(plan.actions, engine, gathered.located, report, cancel=cancel)
+    execute(plan.actions, engine, gathered.located, report, cancel=cancel, on_start=on_start)
     record_round(ledger, gathered.plan_input, selection.failed_rules, gathered)
     return CycleResult(selection, gathered, plan, report)
