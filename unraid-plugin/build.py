@@ -11,7 +11,7 @@ on the server:
                                             so an extracted tree works anywhere)
   usr/local/sbin/cacherr                    the wrapper: runtime python3 -I -m cacherr
   etc/rc.d/rc.cacherr                       start|stop|restart|status
-  usr/local/emhttp/plugins/cacherr/         page, README, event scripts, default rules
+  usr/local/emhttp/plugins/cacherr/         page, README, icon, event scripts, default rules
   install/doinst.sh, install/slack-desc
 
 Usage:
@@ -168,6 +168,7 @@ def stage_package(stage: Path, wheelhouse: Path, runtime_python: str | None,
     _install(HERE / "scripts" / "service", stage, f"{EMHTTP}/scripts/service", executable=True)
     _install(HERE / "cacherr.page", stage, f"{EMHTTP}/cacherr.page")
     _install(HERE / "README.md", stage, f"{EMHTTP}/README.md")
+    _install(HERE / "cacherr.png", stage, f"{EMHTTP}/images/cacherr.png")
     _install(HERE / "default-rules.yaml", stage, f"{EMHTTP}/default-rules.yaml")
     _install(HERE / "install" / "doinst.sh", stage, "install/doinst.sh")
     _install(HERE / "install" / "slack-desc", stage, "install/slack-desc")

@@ -1,0 +1,55 @@
+#!/bin/sh
+# Entry point of the cacherr image: apply PUID/PGID/UMASK, then run cacherr.
+#
+# Who cacherr runs as. The container starts as root, then drops to PUID:PGID (Unraid's
+# nobody:users, 99:100, by default) with setpriv, keeping four capabilities as *ambient*
+# capabilities: CHOWN, FOWNER, FSETID and DAC_OVERRIDE. So:
+#   - files cacherr creates itself (its state in /config, folders, lists) belong to
+#     PUID:PGID, as Unraid users expect in appdata;
+#   - a copied media file still gets its original owner, mode and times (that needs
+#     CHOWN/FOWNER), and cacherr can read and replace files whatever their owner
+#     (DAC_OVERRIDE), like Unraid's own mover, which runs as root.
+# Docker's default capability set includes all four. PUID=0 runs as plain root instead.
+#
+# UMASK (default 022) applies to everything cacherr creates.
+#
+# Arguments: a cacherr command (`run`, `plan`, ...) or options are passed to cacherr;
+# anything else is executed as is (e.g. `sh`).
+set -eu
+
+PUID=${PUID:-99}
+PGID=${PGID:-100}
+UMASK=${UMASK:-022}
+
+case "$PUID$PGID" in
+    *[!0-9]*) echo "entrypoint: PUID and PGID must be numbers (got '$PUID', '$PGID')" >&2; exit 2 ;;
+esac
+case "$UMASK" in
+    [0-7][0-7][0-7] | [0-7][0-7][0-7][0-7]) ;;
+    *) echo "entrypoint: UMASK must be octal, e.g. 022 (got '$UMASK')" >&2; exit 2 ;;
+esac
+umask "$UMASK"
+
+if [ "$#" -eq 0 ]; then
+    set -- run
+fi
+case "$1" in
+    run | plan | validate | ls | evict | doctor | init | schema | healthcheck | demo | -*)
+        set -- cacherr "$@"
+        ;;
+esac
+
+# A fresh /config volume is created root-owned: hand it to PUID:PGID (only the folder
+# itself, never what the user put inside).
+config_dir=$(dirname "${CACHERR_CONFIG:-/config/rules.yaml}")
+if [ "$(id -u)" = 0 ] && [ -d "$config_dir" ] && [ "$(stat -c %u "$config_dir")" = 0 ]; then
+    chown "$PUID:$PGID" "$config_dir" || true
+fi
+
+if [ "$(id -u)" != 0 ] || [ "$PUID" = 0 ]; then
+    exec "$@"
+fi
+exec setpriv --reuid="$PUID" --regid="$PGID" --clear-groups \
+    --inh-caps=-all,+chown,+fowner,+fsetid,+dac_override \
+    --ambient-caps=-all,+chown,+fowner,+fsetid,+dac_override \
+    -- "$@"

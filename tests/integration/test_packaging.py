@@ -1,0 +1,395 @@
+"""The Unraid plugin and the Docker image as files: the .plg (xmllint, entities, structure,
+hashes of the built packages), the packages themselves, the scripts (shellcheck), the
+runtime recipe, the Community Applications template, the Dockerfile (hadolint) and the
+entry point. (Installing the plugin is tests/e2e/test_plugin_manager.py.)"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cacherr.config.loader import check_text
+from tests.e2e.plugin_emulator import (
+    build_app,
+    build_stub_runtime,
+    load_plugin_module,
+    render_plugin,
+)
+from tests.helpers import require_root, require_tool
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN = REPO / "unraid-plugin"
+VERSION = "2026.03.04"
+PACKAGE_NAME = re.compile(r"^cacherr(-python)?-[^-]+-(x86_64|noarch)-\d+[a-z_]*\.txz$")
+ALLOWED_PREFIXES = ("usr/local/lib/cacherr/", "usr/local/emhttp/plugins/cacherr/",
+                    "usr/local/sbin/cacherr", "etc/rc.d/rc.cacherr", "install/")
+EXECUTABLES = ("usr/local/sbin/cacherr", "etc/rc.d/rc.cacherr",
+               "usr/local/emhttp/plugins/cacherr/event/started",
+               "usr/local/emhttp/plugins/cacherr/event/stopping",
+               "usr/local/emhttp/plugins/cacherr/event/unmounting_disks",
+               "usr/local/emhttp/plugins/cacherr/scripts/service")
+ALLOWED_RUN = {"/bin/bash"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Build the app package twice from one snapshot of the code, plus a stub runtime."""
+    tmp = tmp_path_factory.mktemp("packaging")
+    source = tmp / "source" / "cacherr"
+    shutil.copytree(REPO / "cacherr", source, ignore=shutil.ignore_patterns("__pycache__"))
+    first = build_app(tmp / "first", VERSION, source)
+    second = build_app(tmp / "second", VERSION, source)
+    runtime = build_stub_runtime(tmp / "first", tmp / "shim.jsonl", None)
+    plg = render_plugin(tmp / "cacherr.plg", first, runtime)
+    return {"app": first, "again": second, "runtime": runtime, "plg": plg, "tmp": tmp}
+
+
+def _expanded(plg: Path) -> ET.Element:
+    xmllint = require_tool("xmllint")
+    done = subprocess.run([xmllint, "--noent", str(plg)], capture_output=True, check=True)
+    return ET.fromstring(done.stdout)
+
+
+def _members(package: Path) -> list[tarfile.TarInfo]:
+    with tarfile.open(package) as tar:
+        return tar.getmembers()
+
+
+# -- the .plg -----------------------------------------------------------------------------
+
+
+def test_xmllint_accepts_the_committed_plg_the_rendered_plg_and_the_template_xml(built):
+    xmllint = require_tool("xmllint")
+    for path in (REPO / "cacherr.plg", built["plg"], PLUGIN / "cacherr.xml"):
+        done = subprocess.run([xmllint, "--noout", str(path)], capture_output=True, text=True)
+        assert done.returncode == 0, f"{path}: {done.stderr}"
+
+
+def test_the_committed_plg_is_the_template_rendered_with_its_own_values(tmp_path):
+    render = load_plugin_module("render_plg")
+    assert render.check(REPO / "cacherr.plg") == []
+    edited = tmp_path / "cacherr.plg"
+    edited.write_text((REPO / "cacherr.plg").read_text().replace("exit 0\n]]>", "exit 1\n]]>", 1))
+    assert render.check(edited) != [], "a hand edit of the .plg must be noticed"
+
+
+def test_the_entities_expand_to_the_built_packages_names_version_and_sha256(built):
+    plugin = _expanded(built["plg"])
+    app, runtime = built["app"], built["runtime"]
+    assert plugin.get("version") == VERSION
+    names = {Path(element.get("Name")).name: element for element in plugin.findall("FILE")
+             if element.get("Name")}
+    assert set(names) == {app.name, runtime.name}
+    for package in (app, runtime):
+        assert names[package.name].findtext("SHA256").strip() == \
+            hashlib.sha256(package.read_bytes()).hexdigest()
+        assert names[package.name].findtext("URL").strip().endswith(f"/{VERSION}/{package.name}")
+    sidecar = app.with_name(app.name + ".sha256").read_text().split()
+    assert sidecar == [hashlib.sha256(app.read_bytes()).hexdigest(), app.name]
+
+
+@pytest.mark.parametrize("which", ["committed", "rendered"])
+def test_the_plg_follows_the_structure_rules_of_the_plugin_manager(built, which):
+    path = REPO / "cacherr.plg" if which == "committed" else built["plg"]
+    raw = path.read_text()
+    plugin = _expanded(path)
+    assert plugin.tag == "PLUGIN"
+    assert plugin.get("name") == "cacherr" == path.stem
+    version = plugin.get("version")
+    assert re.fullmatch(r"\d{4}\.\d{2}\.\d{2}([a-z]|\.\d+)?", version)
+    assert re.fullmatch(r"https://\S+/cacherr\.plg", plugin.get("pluginURL"))
+    assert plugin.get("min") == "6.12.0"
+    assert plugin.get("launch") == "Settings/cacherr"
+    assert (PLUGIN / "cacherr.page").read_text().startswith('Menu="Utilities"')
+    assert plugin.get("icon") == "cacherr.png"
+    changes = plugin.findtext("CHANGES").strip()
+    assert changes.startswith(f"###{version}\n") and len(changes) > len(version) + 10
+
+    # Entities: none left after expansion, none inside CDATA, every declared one used.
+    for element in plugin.iter():
+        for value in list(element.attrib.values()) + [element.text or ""]:
+            if element.tag != "INLINE":
+                assert "&" not in value, f"{element.tag}: {value}"
+    for cdata in re.findall(r"<!\[CDATA\[(.*?)\]\]>", raw, re.DOTALL):
+        assert not re.search(r"&[A-Za-z]+;", cdata)
+    declared = re.findall(r"<!ENTITY\s+(\w+)\s", raw)
+    body = re.sub(r"<!ENTITY\s+\w+\s", "", raw)
+    assert declared and all(f"&{name};" in body for name in declared)
+
+    files = plugin.findall("FILE")
+    for element in files:
+        if element.find("URL") is not None:
+            name = element.get("Name")
+            assert name and name.startswith("/boot/config/plugins/cacherr/")
+            assert re.fullmatch(r"[0-9a-f]{64}", element.findtext("SHA256").strip())
+            assert Path(element.findtext("URL").strip()).name == Path(name).name
+        if element.get("Run"):
+            assert element.get("Run") in ALLOWED_RUN
+        if element.get("Name") and element.find("INLINE") is not None:
+            assert not element.get("Name").startswith("/usr/local/emhttp")
+    removers = [element for element in files if "remove" in (element.get("Method") or "").split()]
+    assert len(removers) == 1
+    assert removers[0].findtext("INLINE").strip().endswith("exit 0")
+    installers = [element for element in files if element.get("Method") in (None, "install")]
+    assert [element.find("URL") is not None for element in installers] == [True, True, False], \
+        "both downloads come before the install script"
+
+
+def _inline_scripts(plg: Path) -> list[tuple[str, str]]:
+    plugin = _expanded(plg)
+    return [(element.get("Method") or "install", element.findtext("INLINE"))
+            for element in plugin.findall("FILE") if element.get("Run") == "/bin/bash"]
+
+
+def test_shellcheck_passes_on_every_script_and_every_inline_of_the_plg(built, tmp_path):
+    shellcheck = require_tool("shellcheck")
+    scripts = [(path, "bash") for path in (
+        PLUGIN / "rc.cacherr", PLUGIN / "event/started", PLUGIN / "event/stopping",
+        PLUGIN / "event/unmounting_disks", PLUGIN / "scripts/service", PLUGIN / "build-runtime.sh")]
+    scripts += [(path, "sh") for path in (
+        PLUGIN / "wrapper.sh", PLUGIN / "install/doinst.sh", REPO / "docker/entrypoint.sh")]
+    for plg in (REPO / "cacherr.plg", built["plg"]):
+        for index, (method, text) in enumerate(_inline_scripts(plg)):
+            script = tmp_path / f"{plg.parent.name}-{method}-{index}.sh"
+            script.write_text("#!/bin/bash\n" + text)
+            scripts.append((script, "bash"))
+    assert len(scripts) == 9 + 4
+    for path, shell in scripts:
+        done = subprocess.run([shellcheck, "-s", shell, "-x", str(path)], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, f"{path}:\n{done.stdout}{done.stderr}"
+
+
+# -- the packages ------------------------------------------------------------------------
+
+
+def test_the_app_package_is_root_owned_relative_and_limited_to_cacherr_s_paths(built):
+    package = built["app"]
+    assert PACKAGE_NAME.match(package.name) and PACKAGE_NAME.match(built["runtime"].name)
+    members = _members(package)
+    assert members[0].name in (".", "./") and members[0].isdir() and members[0].mode == 0o755
+    by_name = {}
+    for member in members[1:]:
+        assert member.uid == 0 and member.gid == 0 and member.uname == "root", member.name
+        assert member.name.startswith("./") and ".." not in Path(member.name).parts
+        name = member.name[2:]
+        by_name[name] = member
+        assert any(name.startswith(prefix) or prefix.startswith(name + "/")
+                   for prefix in ALLOWED_PREFIXES), name
+    for name in EXECUTABLES:
+        assert by_name[name].mode == 0o755, name
+    site = "usr/local/lib/cacherr/site-packages/"
+    assert f"{site}cacherr/__main__.py" in by_name
+    assert not any(name.startswith(f"{site}bin/") for name in by_name)
+    compiled = [name for name in by_name if name.endswith(".so")]
+    assert any(name.startswith(f"{site}yaml/") or name.startswith(f"{site}_yaml")
+               for name in compiled)
+    assert any(name.startswith(f"{site}rpds/") for name in compiled)
+    assert all("cpython-312-x86_64-linux-gnu" in name or "abi3" in name for name in compiled)
+    with tarfile.open(package) as tar:
+        pth = tar.extractfile("./usr/local/lib/cacherr/python/lib/python3.12/site-packages/"
+                              "cacherr.pth").read().decode()
+        doinst = tar.extractfile("./install/doinst.sh").read().decode()
+        slack_desc = tar.extractfile("./install/slack-desc").read().decode()
+        default_rules = tar.extractfile(
+            "./usr/local/emhttp/plugins/cacherr/default-rules.yaml").read().decode()
+        assert tar.extractfile("./usr/local/emhttp/plugins/cacherr/images/cacherr.png") \
+            .read().startswith(b"\x89PNG")
+    assert pth.strip() == "../../../../site-packages"
+    for line in doinst.splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert not re.search(r"(^|\s)/", line), f"absolute path in doinst.sh: {line}"
+    assert len([line for line in slack_desc.splitlines() if line.startswith("cacherr:")]) == 11
+    document, problems = check_text(default_rules, {}, offline=True)
+    assert problems == [] and document["dry_run"] is True
+
+
+def test_two_builds_of_the_same_tree_are_byte_identical(built):
+    assert built["app"].read_bytes() == built["again"].read_bytes()
+
+
+def test_the_wrapper_runs_the_runtime_isolated_and_finds_it_relative_to_itself(built, tmp_path):
+    root = tmp_path / "root"
+    with tarfile.open(built["app"]) as tar:
+        tar.extractall(root, filter="tar")
+    wrapper = root / "usr/local/sbin/cacherr"
+    environ = {"PATH": "/usr/bin:/bin"}
+    missing = subprocess.run([str(wrapper), "--version"], capture_output=True, text=True,
+                             env=environ)
+    assert missing.returncode == 1 and "runtime is missing" in missing.stderr
+    fake_python = root / "usr/local/lib/cacherr/python/bin/python3"
+    fake_python.parent.mkdir(parents=True)
+    fake_python.write_text('#!/bin/sh\necho "$0 $*"\n')
+    fake_python.chmod(0o755)
+    done = subprocess.run([str(wrapper), "-c", "r.yaml", "validate"], capture_output=True,
+                          text=True, env=environ, check=True)
+    interpreter, arguments = done.stdout.strip().split(" ", 1)
+    assert Path(interpreter).resolve() == fake_python.resolve()
+    assert arguments == "-I -m cacherr -c r.yaml validate"
+
+
+def test_the_runtime_recipe_verifies_prunes_and_packs_a_standalone_build(tmp_path):
+    tree = tmp_path / "pbs" / "python"
+    stdlib = tree / "lib/python3.12"
+    for folder in ("bin", "test", "idlelib", "tkinter", "json", "site-packages/pip"):
+        (stdlib / folder if folder != "bin" else tree / "bin").mkdir(parents=True)
+    (stdlib / "json/__init__.py").write_text("x = 1\n")
+    (stdlib / "test/broken.py").write_text("this is not python (\n")
+    interpreter = tree / "bin/python3.12"
+    interpreter.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    interpreter.chmod(0o755)
+    (tree / "bin/python3").symlink_to("python3.12")
+    (tree / "bin/pip3").write_text("")
+    tarball = tmp_path / "cpython-install_only.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tree, "python")
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    recipe = [str(PLUGIN / "build-runtime.sh"), "--version", "3.12.99", "--tarball",
+              str(tarball), "--out", str(tmp_path / "out")]
+
+    wrong = subprocess.run(recipe + ["--sha256", "0" * 64], capture_output=True, text=True)
+    assert wrong.returncode != 0 and "SHA256" in wrong.stderr
+    done = subprocess.run(recipe + ["--sha256", digest], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    package = tmp_path / "out/cacherr-python-3.12.99-x86_64-1.txz"
+    assert done.stdout.strip().endswith(package.name) and PACKAGE_NAME.match(package.name)
+    names = {member.name[2:]: member for member in _members(package)[1:]}
+    assert all(member.uid == 0 and member.gid == 0 for member in names.values())
+    base = "usr/local/lib/cacherr/python/"
+    assert names[f"{base}bin/python3"].issym()
+    assert f"{base}lib/python3.12/json/__init__.py" in names
+    assert any(name.startswith(f"{base}lib/python3.12/json/__pycache__/") for name in names)
+    for pruned in ("lib/python3.12/test", "lib/python3.12/idlelib", "lib/python3.12/tkinter",
+                   "lib/python3.12/site-packages/pip", "bin/pip3"):
+        assert f"{base}{pruned}" not in names, pruned
+    assert "install/slack-desc" in names
+
+
+# -- Docker and the Community Applications template --------------------------------------
+
+
+def test_the_community_applications_template_follows_dockerman_s_rules():
+    container = ET.parse(PLUGIN / "cacherr.xml").getroot()
+    assert container.tag == "Container" and container.get("version") == "2"
+    for element in ("Name", "Repository", "Network", "Privileged", "Overview", "Category",
+                    "WebUI", "Icon", "TemplateURL", "Support"):
+        assert container.find(element) is not None, element
+    configs = container.findall("Config")
+    by_target = {config.get("Target"): config for config in configs}
+    for config in configs:
+        kind, mode = config.get("Type"), config.get("Mode")
+        assert kind in {"Path", "Port", "Variable", "Label", "Device"}
+        if kind == "Path":
+            assert mode in {"rw", "rw,slave", "rw,shared", "ro", "ro,slave", "ro,shared"}
+            if config.get("Target").startswith("/mnt"):
+                assert config.get("Default") == config.get("Target") == config.text
+        if kind == "Port":
+            assert mode in {"tcp", "udp"}
+    ports = [config.get("Target") for config in configs if config.get("Type") == "Port"]
+    webui_port = re.search(r"\[PORT:(\d+)\]", container.findtext("WebUI")).group(1)
+    assert webui_port in ports == ["5445"]
+    assert container.findtext("WebUI") == "http://[IP]:[PORT:5445]/"
+    assert by_target["/mnt"].get("Mode") == "rw,slave"
+    assert by_target["/config"].get("Default").startswith("/mnt/user/appdata/")
+    for read_only in ("/var/local/emhttp", "/var/run", "/boot/config"):
+        assert by_target[read_only].get("Mode") == "ro"
+        assert by_target[read_only].get("Default") == read_only
+    assert by_target["PUID"].get("Default") == "99" and by_target["PGID"].get("Default") == "100"
+    assert by_target["UMASK"].get("Default") == "022"
+    for config in configs:
+        secret = re.search(r"TOKEN|SECRET|PASSWORD|KEY|CLIENT_ID|URL", config.get("Target"))
+        assert (config.get("Mask") == "true") == bool(secret), config.get("Target")
+
+
+def test_hadolint_passes_on_the_dockerfile():
+    hadolint = require_tool("hadolint")
+    done = subprocess.run([hadolint, "--failure-threshold", "style", str(REPO / "Dockerfile")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_dockerfile_and_compose_file_carry_the_packaging_contract():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    instructions = [line.split(None, 1) for line in
+                    re.sub(r"\\\n\s*", " ", dockerfile).splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+    by_keyword: dict[str, list[str]] = {}
+    for keyword, rest in instructions:
+        by_keyword.setdefault(keyword.upper(), []).append(rest.strip())
+    assert by_keyword["FROM"][0].startswith("python:3.12-slim")
+    assert by_keyword["EXPOSE"] == ["5445"]
+    assert by_keyword["STOPSIGNAL"] == ["SIGTERM"]
+    assert by_keyword["HEALTHCHECK"][0].endswith('CMD ["cacherr", "healthcheck"]')
+    assert "curl" not in dockerfile and "ADD" not in by_keyword
+    assert by_keyword["VOLUME"] == ['["/config"]']
+    environment = " ".join(by_keyword["ENV"])
+    for setting in ("CACHERR_CONFIG=/config/rules.yaml", "PUID=99", "PGID=100", "UMASK=022"):
+        assert setting in environment
+    assert by_keyword["ENTRYPOINT"] == ['["/usr/local/bin/cacherr-entrypoint"]']
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["cacherr"]
+    assert compose["stop_grace_period"] == "30s"
+    assert compose["ports"] == ["5445:5445"]
+    volumes = compose["volumes"]
+    assert "/mnt:/mnt:rw,slave" in volumes
+    assert any(volume.endswith(":/config") for volume in volumes)
+    for read_only in ("/var/local/emhttp", "/var/run", "/boot/config"):
+        assert f"{read_only}:{read_only}:ro" in volumes
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
+    assert ignored[1] == "*" and "!cacherr/" in ignored and "!docker/entrypoint.sh" in ignored
+
+
+def test_the_entrypoint_drops_to_puid_keeping_the_capabilities_to_preserve_ownership(tmp_path):
+    require_root()
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "cacherr").write_text('#!/bin/sh\necho "cacherr $*"\n')
+    (fake_bin / "cacherr").chmod(0o755)
+    config = tmp_path / "config"
+    config.mkdir()
+    victim = tmp_path / "media.mkv"
+    victim.write_text("x")
+    environ = {"PATH": f"{fake_bin}:/usr/bin:/bin", "PUID": "99", "PGID": "100",
+               "UMASK": "027", "CACHERR_CONFIG": str(config / "rules.yaml")}
+    entrypoint = str(REPO / "docker/entrypoint.sh")
+    probe = (f"id -u; id -g; umask; grep CapAmb /proc/self/status; "
+             f"chown 1234:1234 {victim} && echo chowned; touch {config}/state && stat -c %u:%g "
+             f"{config}/state")
+    done = subprocess.run([entrypoint, "sh", "-c", probe], capture_output=True, text=True,
+                          env=environ)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split("\n")
+    assert lines[:3] == ["99", "100", "0027"]
+    ambient = int(lines[3].split()[1], 16)
+    assert ambient == (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4)  # chown dac_override fowner fsetid
+    assert lines[4] == "chowned" and victim.stat().st_uid == 1234
+    assert lines[5] == "99:100"
+    assert (config.stat().st_uid, config.stat().st_gid) == (99, 100)
+
+    as_command = subprocess.run([entrypoint, "plan", "--json"], capture_output=True, text=True,
+                                env=environ)
+    assert as_command.stdout.strip() == "cacherr plan --json"
+    default = subprocess.run([entrypoint], capture_output=True, text=True, env=environ)
+    assert default.stdout.strip() == "cacherr run"
+    bad = subprocess.run([entrypoint, "run"], capture_output=True, text=True,
+                         env={**environ, "UMASK": "9z"})
+    assert bad.returncode == 2 and "UMASK" in bad.stderr
+
+
+def test_the_release_workflow_builds_smoke_tests_and_renders_with_the_real_runtime():
+    workflow = yaml.safe_load((REPO / ".github/workflows/release.yml").read_text())
+    steps = " ".join(step.get("run", "") for step in workflow["jobs"]["plugin"]["steps"])
+    assert "unraid-plugin/build-runtime.sh" in steps
+    assert "--runtime-python runtime/usr/local/lib/cacherr/python/bin/python3" in steps
+    assert "env -i" in steps and "render_plg.py" in steps and "xmllint --noout" in steps
+    assert os.access(PLUGIN / "build-runtime.sh", os.X_OK)
