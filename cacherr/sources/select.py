@@ -469,9 +469,17 @@ def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMappe
                                       r.viewed_at) for r in plex.history(since=history_since))
         except SourceError as error:
             rnd.failures.setdefault(error.source, error.message)
+    try:
+        # Every round knows who is playing what: the planner never moves a file away
+        # from a player (one request, shared with `playing` rules).
+        result.sessions = tuple(rnd.sessions())
+    except SourceError as error:
+        rnd.failures.setdefault(error.source, error.message)
+        # Not knowing the live files, this round evicts nothing for any rule.
+        for rule in rules:
+            result.failed_rules.setdefault(rule.name, (error.source,))
     result.failed_sources.update(rnd.failures)
     result.warnings += rnd.warnings
-    result.sessions = tuple(rnd._sessions or ())
     log.info("selection: %d files wanted by %d rules, %d users; failed: %s",
              len(result.wanted), len(rules), len(resolution.users),
              ", ".join(f"{k} ({v})" for k, v in sorted(result.failed_sources.items())) or "none")

@@ -174,3 +174,18 @@ def test_until_watched_keeps_a_played_file_until_its_user_has_watched_it(world):
     assert result.returncode == 0, result.stderr
     assert OTHER not in on_fast(sandbox)
     assert_view_intact(sandbox, written)
+
+
+def test_a_file_someone_is_playing_is_not_evicted_until_the_session_ends(world):
+    fake, sandbox, written, rules = world
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    episode = fake.scenario.shows[0].seasons[0].episodes[2]
+    fake.mark_watched("owner", episode.rating_key)
+    fake.start_session("owner", episode.rating_key)
+    held = cacherr(rules, "run", "--once", fake=fake)
+    assert held.returncode == 0, held.stderr
+    assert EPISODE.format(s=1, e=3) in on_fast(sandbox)
+    assert "in_session 1" in held.stderr
+    fake.stop_session("owner")
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    assert EPISODE.format(s=1, e=3) not in on_fast(sandbox)
