@@ -1,9 +1,461 @@
-"""The long-running service (`cacherr run`): lands with the service issue."""
+"""The long-running service (`cacherr run`).
 
-import sys
+Threads: the main thread runs the `schedule` loop (full cycles, the session watcher,
+reloads, heartbeats); one worker thread carries out transfers from the queue; the HTTP
+server answers on its own threads. Planning never waits for a copy: it only replaces
+the queue. SIGHUP reloads the rules (a broken file keeps the old ones); SIGTERM stops
+within seconds, aborting a copy cleanly (the partial file is removed, the original kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections import Counter
+
+import schedule
+
+from cacherr.config import loader
+from cacherr.config.errors import ConfigError
+from cacherr.config.model import Config
+from cacherr.cycle.evicting import UnknownPath, resolve
+from cacherr.cycle.execute import Report, execute
+from cacherr.cycle.gather import fast_root, record_round
+from cacherr.cycle.listing import cached_files
+from cacherr.cycle.once import plan_cycle, symlink_roots
+from cacherr.cycle.transfers import Transfer, TransferQueue
+from cacherr.engine import Engine
+from cacherr.health import HealthState
+from cacherr.host import unraid
+from cacherr.metrics import Metrics
+from cacherr.notify.notifier import CycleSummary, Notifier
+from cacherr.planner import PlannedAction
+from cacherr.server import BadRequest, EvictRequest, Server
+from cacherr.sources.select import select_all
+from cacherr.sources.types import SOURCES
+from cacherr.state.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+GUARD_RETRY_SECONDS = 30.0
+USERS_MAX_AGE_SECONDS = 3600.0
+# A job (selection and planning) running longer than this means the loop is stuck: the
+# heartbeat stops, and /health turns failing once it is stale.
+JOB_STALL_SECONDS = 1800.0
 
 
-def serve(config, *, lock, dry_run: bool) -> int:
-    print("cacherr run: the service loop is not yet implemented; use run --once",
-          file=sys.stderr)
-    return 1
+def serve(config: Config, *, lock, dry_run: bool) -> int:
+    """Run the service until SIGTERM/SIGINT; return the exit code (0 on a clean stop)."""
+    service = Service(config, dry_run=dry_run)
+    return service.run()
+
+
+class Service:
+    def __init__(self, config: Config, *, dry_run: bool, select=select_all,
+                 clock=time.time):
+        self.config = config
+        self.dry_run = dry_run
+        self.select = select
+        self.clock = clock
+        self.stopping = threading.Event()
+        self.cancel = threading.Event()
+        self.reload_requested = threading.Event()
+        self.metrics = Metrics(rule_names=[r.name for r in config.rules],
+                               sources=self._sources_used(config))
+        self.metrics.set_schedule(config.schedule.every_seconds)
+        self.health = HealthState(config.state_dir,
+                                  stale_after_seconds=max(60.0, 30 * TICK_SECONDS))
+        self.notifier = Notifier(config.notify, self.metrics)
+        self.queue = TransferQueue()
+        self.scheduler = schedule.Scheduler()
+        self.ledger: Ledger | None = None
+        self.server = Server.from_config(config, metrics=self.metrics, health=self.health,
+                                         cached_files=self._cached_files,
+                                         evict=self._evict_request)
+        self.worker = threading.Thread(target=self._work, name="cacherr-transfers", daemon=True)
+        self.planner = threading.Thread(target=self._plan_jobs, name="cacherr-planner",
+                                        daemon=True)
+        self._jobs: queue.Queue = queue.Queue()
+        self._queued_jobs: set[str] = set()
+        self._job_started: float | None = None
+        self._report_lock = threading.Lock()
+        self._report = Report()
+        self._seen_sessions: set[tuple[str, int]] = set()
+        self._live_files: set[str] = set()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def run(self) -> int:
+        previous = {sig: signal.signal(sig, handler) for sig, handler in (
+            (signal.SIGTERM, self._on_stop), (signal.SIGINT, self._on_stop),
+            (signal.SIGHUP, self._on_hup))}
+        try:
+            self._recover()
+            self.server.start()
+            log.info("cacherr serving on %s", self.server.url)
+            self.worker.start()
+            self.planner.start()
+            self._schedule_jobs()
+            self._submit("cycle", self.full_cycle)
+            while not self.stopping.is_set():
+                self._beat()
+                if self.reload_requested.is_set():
+                    self.reload_requested.clear()
+                    self._submit("reload", self.reload)
+                self.scheduler.run_pending()
+                self.stopping.wait(TICK_SECONDS)
+        finally:
+            self._shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+
+    def _on_stop(self, *_):
+        self.stopping.set()
+        self.cancel.set()  # a copy in progress aborts between two chunks
+
+    def _on_hup(self, *_):
+        self.reload_requested.set()
+
+    def _shutdown(self) -> None:
+        self.queue.close()
+        self._jobs.put(None)
+        if self.worker.is_alive():
+            self.worker.join(timeout=4.0)
+        self.server.stop()
+        self.notifier.close(timeout_seconds=1.0)
+
+    def _beat(self) -> None:
+        now = self.clock()
+        started = self._job_started
+        if started is not None and now - started > JOB_STALL_SECONDS:
+            return  # a job is stuck: let /health see a stale heartbeat
+        self.metrics.heartbeat(now)
+        self.health.heartbeat(now)
+
+    def _submit(self, name: str, function) -> None:
+        """Queue a job for the planner thread, unless the same job is already waiting."""
+        if name in self._queued_jobs:
+            return
+        self._queued_jobs.add(name)
+        self._jobs.put((name, function))
+
+    def _plan_jobs(self) -> None:
+        """The planner thread: runs jobs one at a time, with its own ledger connection."""
+        self.ledger = Ledger.open(self.config.state_dir)
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None or self.stopping.is_set():
+                    return
+                name, function = job
+                self._queued_jobs.discard(name)
+                self._job_started = self.clock()
+                try:
+                    self._job(name, function)
+                finally:
+                    self._job_started = None
+        finally:
+            self.ledger.close()
+
+    def _job(self, name: str, function) -> None:
+        """Run one job; an exception is logged and counted, never fatal."""
+        try:
+            function()
+        except Exception as error:  # noqa: BLE001 - the loop must survive any job
+            log.exception("job %s failed", name)
+            self.metrics.record_job_failure(name)
+            if name == "cycle":
+                now = self.clock()
+                self.health.record_cycle(now, now, False, error=f"{type(error).__name__}: {error}")
+                self.metrics.record_run(now, 0.0, False)
+            self.notifier.error(f"cacherr {name} job failed", f"{type(error).__name__}: {error}")
+
+    def _schedule_jobs(self) -> None:
+        self.scheduler.clear()
+        every = max(1, int(self.config.schedule.every_seconds))
+        sessions_every = max(1, int(self.config.schedule.sessions_every_seconds))
+        self.scheduler.every(every).seconds.do(self._submit, "cycle", self.full_cycle)
+        self.scheduler.every(sessions_every).seconds.do(self._submit, "sessions",
+                                                        self.watch_sessions)
+        self.metrics.set_schedule(every, self.clock() + every)
+
+    def _recover(self) -> None:
+        ledger = Ledger.open(self.config.state_dir)
+        try:
+            recovered = self._engine(ledger).recover()
+        finally:
+            ledger.close()
+        if recovered:
+            self.metrics.record_recovered(len(recovered))
+            for action in recovered:
+                log.info("recovered: %s", action)
+
+    def _engine(self, ledger: Ledger) -> Engine:
+        return Engine.from_config(ledger, self.config.cache, roots=symlink_roots(self.config),
+                                  cancel=self.cancel)
+
+    @staticmethod
+    def _sources_used(config: Config) -> list[str]:
+        used = ["plex"]
+        if any(r.select in ("watchlist", "ondeck", "playing") for r in config.rules):
+            used.append("plextv")
+        if any(r.select == "trakt" for r in config.rules):
+            used.append("trakt")
+        return used
+
+    # -- the jobs --------------------------------------------------------------------
+
+    def full_cycle(self) -> None:
+        """Select every rule, plan, and replace the transfer queue."""
+        started = self.clock()
+        selection, gathered, plan = plan_cycle(self.config, self.ledger, now=started,
+                                               select=self._select)
+        self._observe_selection(selection)
+        transfers = self._transfers(plan.actions, gathered)
+        if not self.dry_run:
+            self.queue.replace(transfers)
+            record_round(self.ledger, gathered.plan_input, selection.failed_rules, gathered)
+        skips = Counter(a.reason for a in plan.actions if a.kind == "skip")
+        for reason, count in skips.items():
+            self.metrics.record_skip(reason, count)
+        self.metrics.set_planned({"to_cache": sum(1 for t in transfers if t.action.kind != "evict"),
+                                  "to_slow": sum(1 for t in transfers if t.action.kind == "evict")})
+        self.metrics.set_budget(plan.budget_bytes)
+        self._observe_space()
+        waiting = [a for a in plan.actions if a.kind == "skip" and a.reason == "no_space"]
+        self.notifier.cache_state(bool(waiting), plan.used_bytes, plan.budget_bytes,
+                                  len(waiting), sum(a.size_bytes for a in waiting))
+        finished = self.clock()
+        ok = not selection.failed_sources
+        failed = ", ".join(sorted(selection.failed_sources))
+        self.health.record_cycle(started, finished, ok, error=f"sources down: {failed}" if failed else None,
+                                 summary={"planned": len(transfers), "skipped": sum(skips.values())})
+        self.metrics.record_run(started, finished - started, ok)
+        self.metrics.set_next_run(finished + self.config.schedule.every_seconds)
+        log.info("cycle planned %d transfers (%d skipped)%s", len(transfers), sum(skips.values()),
+                 f"; sources down: {failed}" if failed else "")
+
+    def watch_sessions(self) -> None:
+        """Poll live sessions; on a new playback, plan the `playing` rules at once."""
+        playing = tuple(r for r in self.config.rules if r.select == "playing")
+        selection = self._select(self.config, now=self.clock(), rules=playing)
+        self._observe_selection(selection)
+        keys = {(s.user_name, s.item.rating_key) for s in selection.sessions}
+        new = keys - self._seen_sessions
+        self._seen_sessions = keys
+        if not new:
+            return
+        cached = {entry.relative_path for entry in self.ledger.files()}
+        located_live = self._live_relative_paths(selection)
+        for session in selection.sessions:
+            if (session.user_name, session.item.rating_key) in new:
+                hit = any(path in cached for path in located_live.get(session.item.rating_key, ()))
+                self.metrics.record_playback_start(hit)
+        if not playing or self.dry_run:
+            return
+        _, gathered, plan = plan_cycle(self.config, self.ledger, now=self.clock(),
+                                       rules=playing, select=lambda *a, **k: selection)
+        self.queue.put_first(self._transfers(plan.actions, gathered))
+        record_round(self.ledger, gathered.plan_input, selection.failed_rules, gathered)
+
+    def reload(self) -> None:
+        """Load the rules file again; keep the old rules if it is broken."""
+        try:
+            config = loader.load(self.config.source_path)
+        except (ConfigError, OSError) as error:
+            lines = error.lines() if isinstance(error, ConfigError) else [str(error)]
+            for line in lines:
+                log.error("reload rejected: %s", line)
+            self.metrics.record_config_reload(False)
+            self.health.set_config_reload(False, "; ".join(lines)[:500])
+            return
+        if config.cache != self.config.cache or config.state_dir != self.config.state_dir:
+            log.warning("reload: cache: and state_dir changes apply after a restart")
+        self.config = config
+        self.metrics.init_rules(r.name for r in config.rules)
+        self.metrics.init_sources(self._sources_used(config))
+        self.metrics.record_config_reload(True)
+        self.health.set_config_reload(True)
+        self.notifier.close(timeout_seconds=2.0)
+        self.notifier = Notifier(config.notify, self.metrics)
+        self._schedule_jobs()
+        log.info("rules reloaded from %s (%d rules)", config.source_path, len(config.rules))
+
+    # -- helpers of the jobs ---------------------------------------------------------
+
+    def _select(self, config, **kwargs):
+        return self.select(config, users_max_age_seconds=USERS_MAX_AGE_SECONDS, **kwargs)
+
+    def _transfers(self, actions, gathered) -> list[Transfer]:
+        return [Transfer(a, gathered.located.get(a.relative_path)) for a in actions
+                if a.kind != "skip"]
+
+    def _live_relative_paths(self, selection) -> dict[int, list[str]]:
+        from cacherr.cycle.locate import Locator
+        from cacherr.sources.pathmap import PathMapper
+
+        mapper, locator = PathMapper(self.config.paths), Locator(self.config)
+        found: dict[int, list[str]] = {}
+        for session in selection.sessions:
+            for file in session.item.files:
+                host = mapper.to_host(file.plex_path)
+                where = locator.locate(host) if host else None
+                if where is not None:
+                    found.setdefault(session.item.rating_key, []).append(where.relative_path)
+        return found
+
+    def _observe_selection(self, selection) -> None:
+        self.metrics.set_active_sessions(len(selection.sessions))
+        self._live_files = {p for paths in self._live_relative_paths(selection).values()
+                            for p in paths}
+        for source in SOURCES:
+            status = selection.status.get(source)
+            if status is None:
+                continue
+            up = source not in selection.failed_sources
+            self.metrics.set_source(source, up)
+            if status.failures:
+                self.metrics.record_source_failure(source, status.failures)
+            self.health.set_source(source, up, selection.failed_sources.get(source))
+            if source in self._sources_used(self.config):
+                self.notifier.source_state(source, up, selection.failed_sources.get(source))
+
+    def _observe_space(self) -> None:
+        fast = os.statvfs(fast_root(self.config))
+        slow_size = slow_avail = 0
+        if self.config.cache.layout == "union":
+            for branch in self.config.cache.union.slow:
+                st = os.statvfs(branch)
+                slow_size += st.f_blocks * st.f_frsize
+                slow_avail += st.f_bavail * st.f_frsize
+        self.metrics.set_filesystems(
+            fast=(fast.f_blocks * fast.f_frsize, fast.f_bavail * fast.f_frsize),
+            slow=(slow_size, slow_avail) if slow_size else None)
+        by_rule: dict[str, list[int]] = {r.name: [0, 0] for r in self.config.rules}
+        sizes = {e.relative_path: e.fast.size_bytes for e in self.ledger.files()}
+        seen: set[tuple[str, str]] = set()
+        for row in self.ledger.attributions():
+            if row.relative_path in sizes and row.rule in by_rule and \
+                    (row.relative_path, row.rule) not in seen:
+                seen.add((row.relative_path, row.rule))
+                by_rule[row.rule][0] += 1
+                by_rule[row.rule][1] += sizes[row.relative_path]
+        self.metrics.set_cached({name: (files, size) for name, (files, size) in by_rule.items()})
+        if unraid.looks_like_unraid(self.config.host):
+            self.health.set_guard("mover", _guard_state(unraid.mover_running(self.config.host)))
+            self.health.set_guard("parity_check",
+                                  _guard_state(unraid.parity_check_running(self.config.host)))
+
+    # -- the transfer worker ---------------------------------------------------------
+
+    def _work(self) -> None:
+        ledger = Ledger.open(self.config.state_dir)
+        engine = self._engine(ledger)
+        try:
+            while not self.stopping.is_set():
+                transfer = self.queue.take(timeout_seconds=TICK_SECONDS)
+                if transfer is None:
+                    continue
+                try:
+                    self._transfer(transfer, engine, ledger)
+                finally:
+                    self.queue.finished()
+                if self.queue.idle():
+                    self._send_summary()
+        finally:
+            ledger.close()
+
+    def _transfer(self, transfer: Transfer, engine: Engine, ledger: Ledger) -> None:
+        action = transfer.action
+        held = self._guard_holds()
+        if held:
+            log.info("%s of %s waits: %s", action.kind, action.relative_path, held)
+            self.metrics.record_skip(held)
+            self.queue.put_first([transfer])
+            self.stopping.wait(GUARD_RETRY_SECONDS)
+            return
+        in_ledger = ledger.get(action.relative_path) is not None
+        if (action.kind == "evict") != in_ledger:
+            return  # done or undone since it was planned
+        if action.kind == "evict" and action.relative_path in self._live_files:
+            self.metrics.record_skip("in_session")
+            return
+        located = {action.relative_path: transfer.located} if transfer.located else {}
+        with self._report_lock:
+            report = self._report
+        before = (report.cached_files, report.evicted_files, len(report.failures))
+        execute([action], engine, located, report, cancel=self.cancel)
+        direction = "to_slow" if action.kind == "evict" else "to_cache"
+        if len(report.failures) > before[2]:
+            _, reason, _ = report.failures[-1]
+            self.metrics.record_failure(direction, reason)
+        elif (report.cached_files, report.evicted_files) != before[:2]:
+            self.metrics.record_move(direction, action.size_bytes)
+
+    def _guard_holds(self) -> str | None:
+        """Why no new transfer may start now (mover, parity check, someone streaming)."""
+        host = self.config.host
+        if unraid.mover_running(host):
+            return "mover_running"
+        if unraid.parity_check_running(host):
+            return "parity_check"
+        if self.config.cache.defer_while_playing == "any" and self._live_files:
+            return "deferred"
+        return None
+
+    def _send_summary(self) -> None:
+        with self._report_lock:
+            report, self._report = self._report, Report()
+        if not report.moved and not report.failures:
+            return
+        log.info("transfers done: %s", report.summary())
+        self.notifier.summary(CycleSummary(
+            cached_files=report.cached_files, cached_bytes=report.cached_bytes,
+            adopted_files=report.adopted_files, evicted_files=report.evicted_files,
+            evicted_bytes=report.evicted_bytes, skipped_by_reason=dict(report.skipped),
+            failed_files=len(report.failures)))
+        if report.failures:
+            self.notifier.error(f"{len(report.failures)} transfer(s) failed",
+                                "\n".join(f"{path}: {reason}" for _, reason, path in report.failures[:10]))
+
+    # -- HTTP callables (quick, called on server threads) ----------------------------
+
+    def _cached_files(self):
+        ledger = Ledger.open(self.config.state_dir, read_only=True)
+        try:
+            return cached_files(self.config, ledger)
+        finally:
+            ledger.close()
+
+    def _evict_request(self, request: EvictRequest):
+        ledger = Ledger.open(self.config.state_dir)
+        try:
+            if request.all:
+                paths = [e.relative_path for e in ledger.files()]
+            else:
+                try:
+                    paths = resolve(self.config, ledger, request.paths)
+                except UnknownPath as error:
+                    raise BadRequest(str(error)) from None
+            if request.hold_seconds:
+                with ledger.transaction():
+                    ledger.hold(paths, self.clock() + request.hold_seconds)
+            sizes = {e.relative_path: e.fast.size_bytes for e in ledger.files()}
+        finally:
+            ledger.close()
+        self.queue.put_first([Transfer(PlannedAction("evict", path, sizes.get(path, 0), 0,
+                                                     reason="requested"), None)
+                              for path in paths])
+        return {"queued": paths}
+
+
+def _guard_state(value: bool | None) -> str:
+    return "unknown" if value is None else ("running" if value else "not_running")
+
+

@@ -28,3 +28,18 @@ def require_fuse() -> str:
     if not os.path.exists("/dev/fuse"):
         pytest.skip("needs /dev/fuse for mergerfs")
     return require_tool("mergerfs")
+
+
+def wait_for(predicate, timeout_seconds: float = 30.0, interval_seconds: float = 0.05,
+             what: str = "condition"):
+    """Poll `predicate` until it returns something truthy; return it, or fail at the deadline."""
+    import time
+
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_seconds}s waiting for {what}")
+        time.sleep(interval_seconds)

@@ -70,6 +70,8 @@ def _through_service(config, args, hold_seconds) -> int:
 
 
 def _report(outcome: dict) -> int:
+    for path in outcome.get("queued", []):
+        print(f"queued {path} (the running service evicts it)", file=sys.stderr)
     for path in outcome.get("evicted", []):
         print(f"evicted {path}", file=sys.stderr)
     for path in outcome.get("untracked", []):

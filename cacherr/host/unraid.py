@@ -30,6 +30,13 @@ def read_ini(path: Path) -> dict[str, str] | None:
     return values
 
 
+def looks_like_unraid(host: HostConfig) -> bool:
+    """True on Unraid, or in a container on Unraid (dockerMan sets HOST_OS=Unraid): there,
+    a guard whose files are missing is "unknown"; elsewhere there is no Unraid guard."""
+    return (host.emhttp_dir.is_dir() or (host.boot_config_dir / "shares").is_dir()
+            or os.environ.get("HOST_OS", "").lower() == "unraid")
+
+
 def var_ini(host: HostConfig) -> dict[str, str] | None:
     return read_ini(host.emhttp_dir / "var.ini")
 
