@@ -13,7 +13,7 @@ SKIP_REASONS = ("no_space", "too_large", "held", "in_session", "cooldown")
 EVICT_REASONS = ("released", "pressure", "displaced")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Want:
     """One rule wants one file (relative to the branches) for some users."""
 
@@ -65,7 +65,7 @@ class PlanInput:
     cooldown_seconds: float = 6 * 3600.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedAction:
     """One thing to do (or not). kind: cache | adopt | evict | skip."""
 

@@ -28,7 +28,7 @@ from cacherr.planner.model import Plan, PlanInput, PlannedAction, Want
 from cacherr.state.ledger import Attribution, CachedFile
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Entry:
     """A file that may be on the fast branch after this plan."""
 
@@ -46,6 +46,16 @@ class _Entry:
     def order(self) -> tuple:
         return (not self.live, not self.protected, -self.priority, not self.incumbent,
                 self.relative_path)
+
+
+def _newcomer_keeps(plan_input: PlanInput, rule_name: str, path: str,
+                    by_rule: dict[str, list[Attribution]]) -> bool:
+    rule = plan_input.rules.get(rule_name)
+    if rule is None:
+        return False
+    if rule.keep.for_seconds is None:
+        return True  # only `for: D` stops wanting a file it still selects
+    return wanted_and_kept(rule, path, by_rule.get(rule_name, ()), plan_input)
 
 
 @dataclass
@@ -208,9 +218,14 @@ def _incumbent(plan_input: PlanInput, cached: CachedFile, wants: dict[str, Want]
 
 def _newcomer(plan_input: PlanInput, path: str, wants: dict[str, Want],
               by_rule: dict[str, list[Attribution]]) -> _Entry | None:
-    rules = [name for name in sorted(wants)
-             if wanted_and_kept(plan_input.rules.get(name), path, by_rule.get(name, []),
-                                plan_input)]
+    if len(wants) == 1:
+        name, want = next(iter(wants.items()))
+        if not _newcomer_keeps(plan_input, name, path, by_rule):
+            return None
+        adopt = path in plan_input.on_fast
+        return _Entry(path, want.size_bytes, want.priority, (name,), tuple(sorted(want.users)),
+                      False, adopt=adopt, uses_disk=not adopt)
+    rules = [name for name in sorted(wants) if _newcomer_keeps(plan_input, name, path, by_rule)]
     if not rules:
         return None
     adopt = path in plan_input.on_fast

@@ -1,6 +1,6 @@
 """Requests one full selection makes against the fake Plex: 5 users, 200 and 10,000 items.
 
-Usage: python bench/requests.py
+Usage: python bench/request_count.py
 Target: <= 60 requests for 5 users / 200 items (the leading tools make 126 and 146), and
 for 10,000 items no more than what paging adds. Two rounds each: the first builds the
 GUID index and switches to Home users, the second reuses both (a steady-state cycle).
