@@ -165,21 +165,7 @@ import json, os, sys, time
 args = sys.argv[1:]
 with open({log!r}, "a") as handle:
     handle.write(json.dumps({{"pid": os.getpid(), "argv": args, "t": time.time_ns()}}) + "\\n")
-env = dict(os.environ)
-if {standin!r} and args[:3] == ["-I", "-m", "cacherr"] and args[-1:] == ["run"]:
-    # `cacherr run` is not a long-lived service yet: stand in for it with a process that
-    # has the same command line and stops on SIGTERM.
-    args = args[1:]
-    env["PYTHONPATH"] = {standin!r}
-os.execve({python!r}, [{python!r}] + args, env)
-"""
-
-STANDIN = """import os, signal, sys
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-with open(os.path.join(os.path.dirname(__file__), "started"), "a") as handle:
-    handle.write(f"{os.getpid()}\\n")
-while True:
-    signal.pause()
+os.execv({python!r}, [{python!r}] + args)
 """
 
 
@@ -187,11 +173,40 @@ WHEELHOUSE = Path(tempfile.gettempdir()) / "cacherr-test-wheelhouse"
 TEST_MTIME = 1_767_225_600  # 2026-01-01
 
 
-def build_app(out_dir: Path, version: str, source: Path | None = None) -> Path:
-    """Build the real app package (xz preset 0 for speed); wheels are downloaded once."""
+TEST_VERSION = "2026.03.04"
+_BUILT: dict[tuple[str, str], Path] = {}
+
+
+def _inputs_digest(source: Path) -> str:
+    digest = hashlib.sha256()
+    for root in (source, PLUGIN_SOURCES):
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    for name in ("requirements.txt",):
+        digest.update((REPO / name).read_bytes())
+    return digest.hexdigest()
+
+
+def build_app(out_dir: Path, version: str = TEST_VERSION, source: Path | None = None, *,
+              reuse: bool = True) -> Path:
+    """Build the real app package (xz preset 0 for speed); wheels are downloaded once.
+
+    With `reuse`, a package built earlier in this test session from identical inputs is
+    copied instead of built again.
+    """
+    source = source or REPO / "cacherr"
+    key = (version, _inputs_digest(source))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if reuse and key in _BUILT and _BUILT[key].exists():
+        for suffix in ("", ".sha256"):
+            shutil.copyfile(f"{_BUILT[key]}{suffix}", out_dir / (_BUILT[key].name + suffix))
+        return out_dir / _BUILT[key].name
     build = load_plugin_module("build")
-    return build.build(version, "1", out_dir, WHEELHOUSE, None, TEST_MTIME,
-                       source=source or REPO / "cacherr", xz_preset=0)
+    package = build.build(version, "1", out_dir, WHEELHOUSE, None, TEST_MTIME, source=source,
+                          xz_preset=0)
+    _BUILT[key] = package
+    return package
 
 
 def render_plugin(out: Path, app: Path, runtime: Path, changes: str = "- test build") -> Path:
@@ -220,23 +235,14 @@ def load_plugin_module(name: str):
     return module
 
 
-def build_stub_runtime(out_dir: Path, shim_log: Path, standin_dir: Path | None) -> Path:
-    """Build a runtime package whose python3 records its argv and runs this interpreter.
-
-    With `standin_dir`, `python3 -I -m cacherr ... run` runs a stand-in `cacherr` package
-    from that folder instead (same command line, exits on SIGTERM).
-    """
-    if standin_dir is not None:
-        (standin_dir / "cacherr").mkdir(parents=True, exist_ok=True)
-        (standin_dir / "cacherr" / "__init__.py").write_text("")
-        (standin_dir / "cacherr" / "__main__.py").write_text(STANDIN)
+def build_stub_runtime(out_dir: Path, shim_log: Path) -> Path:
+    """Build a runtime package whose python3 records its argv and runs this interpreter."""
     with tempfile.TemporaryDirectory() as scratch:
         python_dir = Path(scratch) / "usr/local/lib/cacherr/python"
         (python_dir / "bin").mkdir(parents=True)
         (python_dir / "lib/python3.12/site-packages").mkdir(parents=True)
         shim = python_dir / "bin/python3"
-        shim.write_text(SHIM.format(python=sys.executable, log=str(shim_log),
-                                    standin=str(standin_dir) if standin_dir else ""))
+        shim.write_text(SHIM.format(python=sys.executable, log=str(shim_log)))
         shim.chmod(0o755)
         install = Path(scratch) / "install"
         install.mkdir()

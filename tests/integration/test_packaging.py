@@ -20,6 +20,7 @@ import yaml
 
 from cacherr.config.loader import check_text
 from tests.e2e.plugin_emulator import (
+    TEST_VERSION,
     build_app,
     build_stub_runtime,
     load_plugin_module,
@@ -29,7 +30,7 @@ from tests.helpers import require_root, require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "unraid-plugin"
-VERSION = "2026.03.04"
+VERSION = TEST_VERSION
 PACKAGE_NAME = re.compile(r"^cacherr(-python)?-[^-]+-(x86_64|noarch)-\d+[a-z_]*\.txz$")
 ALLOWED_PREFIXES = ("usr/local/lib/cacherr/", "usr/local/emhttp/plugins/cacherr/",
                     "usr/local/sbin/cacherr", "etc/rc.d/rc.cacherr", "install/")
@@ -48,8 +49,8 @@ def built(tmp_path_factory):
     source = tmp / "source" / "cacherr"
     shutil.copytree(REPO / "cacherr", source, ignore=shutil.ignore_patterns("__pycache__"))
     first = build_app(tmp / "first", VERSION, source)
-    second = build_app(tmp / "second", VERSION, source)
-    runtime = build_stub_runtime(tmp / "first", tmp / "shim.jsonl", None)
+    second = build_app(tmp / "second", VERSION, source, reuse=False)
+    runtime = build_stub_runtime(tmp / "first", tmp / "shim.jsonl")
     plg = render_plugin(tmp / "cacherr.plg", first, runtime)
     return {"app": first, "again": second, "runtime": runtime, "plg": plg, "tmp": tmp}
 
