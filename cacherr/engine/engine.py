@@ -133,8 +133,12 @@ class Engine:
         settle(self.journal, self.ledger, action_id, action, Decision("done", "cached", fast))
         log.info("cached %s (%d bytes) to %s", relative_path, action.slow.size_bytes,
                  action.fast_path)
+        serves = self._view_serves(action)
+        if serves is False:
+            log.warning("the merged view does not serve the fast copy of %s: is %s one of the "
+                        "share's storages?", relative_path, action.fast_branch)
         return Result("cache", relative_path, "cached", action.slow.size_bytes,
-                      action.fast_path, view_serves_fast=self._view_serves(action))
+                      action.fast_path, view_serves_fast=serves)
 
     def _plan_union(self, relative_path: str, parts: tuple[str, ...],
                     root: Path | None) -> Action:
