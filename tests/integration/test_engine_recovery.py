@@ -1,0 +1,100 @@
+"""Recovery decides from the disks, whatever the journal's last step says."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cacherr.engine import Refused
+from cacherr.engine.actions import Action
+from cacherr.engine.copy import CopyOptions, durable_copy
+from cacherr.engine.paths import backup_path, link_temp_path, temp_path
+from cacherr.state.ledger import FileIdentity, Ledger
+from cacherr.testing.sandbox import Sandbox
+from tests.helpers import require_fuse
+from tests.integration.engine_helpers.world import World
+
+DATA = os.urandom(64 * 1024)
+
+
+@pytest.fixture
+def world(tmp_path):
+    require_fuse()
+    with Sandbox(tmp_path / "mnt", disks=2) as box:
+        yield World.of(box, tmp_path / "state")
+
+
+def _begin(world: World, layout: str, rel: str) -> tuple[Ledger, Action]:
+    """Journal a cache action for `rel` as the engine would, and return it."""
+    ledger = Ledger.open(world.state_dir)
+    engine = world.engine(layout, ledger=ledger)
+    plan = engine._plan_union if layout == "union" else engine._plan_symlink
+    action = plan(rel, tuple(rel.split("/")), None)
+    engine.journal.begin(action)
+    return ledger, action
+
+
+def test_a_placed_copy_of_a_source_that_changed_since_is_dropped_not_recorded(world):
+    rel = "Movies/A/a.mkv"
+    source = world.write_original("union", rel, DATA)
+    ledger, action = _begin(world, "union", rel)
+    (Path(world.fast) / "Movies/A").mkdir()
+    durable_copy(source, action.fast_path, action.slow, CopyOptions())
+    source.write_bytes(b"a newer version")  # written after the crash, before recovery
+    [recovered] = world.engine("union", ledger=ledger).recover()
+    assert recovered.outcome == "rolled-back"
+    assert not action.fast_path.exists() and ledger.get(rel) is None
+    assert world.plex_path("union", rel).read_bytes() == b"a newer version"
+
+
+def test_a_file_at_the_target_that_cacherr_did_not_write_is_left_alone(world):
+    rel = "Movies/B/b.mkv"
+    world.write_original("union", rel, DATA)
+    ledger, action = _begin(world, "union", rel)
+    (Path(world.fast) / "Movies/B").mkdir()
+    action.fast_path.write_bytes(b"someone else's download")
+    temp_path(action.fast_path).write_bytes(b"partial")
+    [recovered] = world.engine("union", ledger=ledger).recover()
+    assert recovered.state == "aborted"
+    assert action.fast_path.read_bytes() == b"someone else's download"
+    assert not temp_path(action.fast_path).exists()
+    assert ledger.get(rel) is None
+
+
+def test_a_missing_original_with_its_backup_present_is_put_back(world):
+    rel = "Movies/C/c.mkv"
+    original = world.write_original("symlink", rel, DATA)
+    ledger, action = _begin(world, "symlink", rel)
+    os.rename(original, backup_path(original))  # a state no order of ours leaves, but recoverable
+    link_temp_path(original).symlink_to("/nowhere")
+    [recovered] = world.engine("symlink", ledger=ledger).recover()
+    assert recovered.outcome == "rolled-back"
+    assert original.read_bytes() == DATA and not original.is_symlink()
+    assert not backup_path(original).exists() and not link_temp_path(original).exists()
+
+
+def test_a_symlink_swap_without_its_backup_is_reported_and_left_alone(world):
+    rel = "Movies/D/d.mkv"
+    original = world.write_original("symlink", rel, DATA)
+    ledger, action = _begin(world, "symlink", rel)
+    (world.symlink_dir / "Movies/D").mkdir(parents=True)
+    durable_copy(original, action.fast_path, action.slow, CopyOptions())
+    original.unlink()
+    original.symlink_to(action.fast_path)
+    [recovered] = world.engine("symlink", ledger=ledger).recover()
+    assert recovered.outcome.startswith("inconsistent")
+    assert original.is_symlink() and original.read_bytes() == DATA  # Plex still reads it
+
+
+def test_an_interrupted_action_blocks_new_actions_on_that_file_until_recovered(world):
+    rel = "Movies/E/e.mkv"
+    world.write_original("union", rel, DATA)
+    ledger, _ = _begin(world, "union", rel)
+    engine = world.engine("union", ledger=ledger)
+    with pytest.raises(Refused, match="awaits recovery"):
+        engine.cache(rel)
+    engine.recover()
+    assert engine.cache(rel).outcome == "cached"
+    assert FileIdentity.of(Path(world.fast) / rel) == ledger.get(rel).fast
