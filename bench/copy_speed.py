@@ -115,23 +115,39 @@ def main(argv: list[str]) -> int:
         write_image(image, int(size * 1.5) + 256 * 1024 * 1024)
         # No discard (the image stays fully written), and inode tables initialised now rather
         # than by a background thread during the timed runs.
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-E",
-                        "nodiscard,lazy_itable_init=0,lazy_journal_init=0", str(image)],
-                       check=True)
+        subprocess.run(
+            [
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-E",
+                "nodiscard,lazy_itable_init=0,lazy_journal_init=0",
+                str(image),
+            ],
+            check=True,
+        )
         mount_point.mkdir()
         # Direct I/O on the loop device: what reaches it goes to the disk, not into the host's
         # page cache, so `sync` and fsync both wait for the disk (a real pool's behaviour).
         loop_device = subprocess.run(
             ["losetup", "--find", "--show", "--direct-io=on", str(image)],
-            check=True, capture_output=True, text=True).stdout.strip()
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         subprocess.run(["mount", loop_device, str(mount_point)], check=True)
         (mount_point / "Movies").mkdir()
         cp_target = mount_point / "Movies" / "cp-copy.mkv"
         union = UnionLayout(view=None, fast=mount_point, slow=(slow,))  # type: ignore[arg-type]
         results: dict[str, list[float]] = {"cp": [], "size": [], "checksum": []}
         engines = {
-            verify: Engine(Ledger.open(work / f"state-{verify}"), layout="union",
-                           original="shadow", union=union, verify=verify)
+            verify: Engine(
+                Ledger.open(work / f"state-{verify}"),
+                layout="union",
+                original="shadow",
+                union=union,
+                verify=verify,
+            )
             for verify in ("size", "checksum")
         }
         for run in range(args.runs):
@@ -153,8 +169,10 @@ def main(argv: list[str]) -> int:
             verdict = "ok" if ratio <= target else "OVER TARGET"
             failed |= ratio > target
             best = min(results[verify]) / min(results["cp"])
-            print(f"engine verify={verify}: median {median:.2f}s, ratio {ratio:.2f} "
-                  f"(target <= {target}) {verdict}; best-run ratio {best:.2f}")
+            print(
+                f"engine verify={verify}: median {median:.2f}s, ratio {ratio:.2f} "
+                f"(target <= {target}) {verdict}; best-run ratio {best:.2f}"
+            )
         return 1 if failed else 0
     finally:
         subprocess.run(["umount", str(mount_point)], capture_output=True)

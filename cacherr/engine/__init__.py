@@ -19,6 +19,14 @@ from cacherr.engine.errors import (
 from cacherr.engine.recovery import RecoveredAction
 
 __all__ = [
-    "Cancelled", "CopyFailed", "Engine", "EngineError", "InUse", "NoSpace",
-    "RecoveredAction", "Refused", "Result", "SourceChanged",
+    "Cancelled",
+    "CopyFailed",
+    "Engine",
+    "EngineError",
+    "InUse",
+    "NoSpace",
+    "RecoveredAction",
+    "Refused",
+    "Result",
+    "SourceChanged",
 ]

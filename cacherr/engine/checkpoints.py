@@ -18,8 +18,9 @@ from collections.abc import Mapping
 class Checkpoints:
     """Count the checkpoints reached; kill or trace as the test hook asks."""
 
-    def __init__(self, kill_at: str | None = None, trace_path: str | None = None,
-                 kill_signal: str = "KILL"):
+    def __init__(
+        self, kill_at: str | None = None, trace_path: str | None = None, kill_signal: str = "KILL"
+    ):
         self.counts: Counter[str] = Counter()
         self._kill_name: str | None = None
         self._kill_count = 0
@@ -34,8 +35,11 @@ class Checkpoints:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Checkpoints:
         """Given an environment, return the checkpoints its test variables ask for."""
-        return cls(environ.get("CACHERR_TEST_KILL_AT"), environ.get("CACHERR_TEST_CHECKPOINTS"),
-                   environ.get("CACHERR_TEST_KILL_SIGNAL", "KILL"))
+        return cls(
+            environ.get("CACHERR_TEST_KILL_AT"),
+            environ.get("CACHERR_TEST_CHECKPOINTS"),
+            environ.get("CACHERR_TEST_KILL_SIGNAL", "KILL"),
+        )
 
     def reached(self, name: str) -> None:
         self.counts[name] += 1

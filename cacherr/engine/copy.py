@@ -60,8 +60,12 @@ def identity_of(st: os.stat_result) -> FileIdentity:
 
 def rename_noreplace(source: Path, target: Path) -> None:
     """rename(2) that fails with FileExistsError instead of replacing an existing target."""
-    if _libc.renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target),
-                       _RENAME_NOREPLACE) == 0:
+    if (
+        _libc.renameat2(
+            _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+        )
+        == 0
+    ):
         return
     err = ctypes.get_errno()
     if err not in (errno.EINVAL, errno.ENOSYS):
@@ -72,8 +76,9 @@ def rename_noreplace(source: Path, target: Path) -> None:
     os.rename(source, target)
 
 
-def durable_copy(source: Path, target: Path, expected: FileIdentity,
-                 options: CopyOptions) -> CopyResult:
+def durable_copy(
+    source: Path, target: Path, expected: FileIdentity, options: CopyOptions
+) -> CopyResult:
     """Given a source whose identity must be `expected` and a free target name, copy it.
 
     Return the identities of both and the SHA-256 (verify: checksum). Raise SourceChanged
@@ -97,15 +102,22 @@ def durable_copy(source: Path, target: Path, expected: FileIdentity,
         os.posix_fadvise(source_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)  # a leftover of an aborted copy of this same file
-        target_fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                            | os.O_CLOEXEC, 0o600)
+        target_fd = os.open(
+            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
         checkpoint("temp-created")
         if options.verify == "checksum":
-            digest, method = _copy_verified(source_fd, target_fd, temporary, st.st_size,
-                                            options, checkpoint, source), "read/write"
+            digest, method = (
+                _copy_verified(
+                    source_fd, target_fd, temporary, st.st_size, options, checkpoint, source
+                ),
+                "read/write",
+            )
         else:
-            digest, method = None, _copy_kernel(source_fd, target_fd, st.st_size, options,
-                                                checkpoint, source)
+            digest, method = (
+                None,
+                _copy_kernel(source_fd, target_fd, st.st_size, options, checkpoint, source),
+            )
             os.fsync(target_fd)
             checkpoint("temp-synced")
             if os.fstat(target_fd).st_size != st.st_size:
@@ -134,7 +146,9 @@ def durable_copy(source: Path, target: Path, expected: FileIdentity,
         target_fd = -1
         if error.errno == errno.ENOSPC:
             raise NoSpace(target, "the fast file system filled up during the copy") from None
-        raise CopyFailed(target, f"{error.strerror or error} ({error.filename or target})") from None
+        raise CopyFailed(
+            target, f"{error.strerror or error} ({error.filename or target})"
+        ) from None
     except BaseException:
         _discard(temporary, target_fd)
         target_fd = -1
@@ -151,8 +165,15 @@ def _discard(temporary: Path, target_fd: int) -> None:
         os.unlink(temporary)
 
 
-def _between_chunks(source: Path, done: int, total: int, options: CopyOptions,
-                    checkpoint: Callable[[str], None], name: str, length: int) -> None:
+def _between_chunks(
+    source: Path,
+    done: int,
+    total: int,
+    options: CopyOptions,
+    checkpoint: Callable[[str], None],
+    name: str,
+    length: int,
+) -> None:
     checkpoint(name)
     if options.throttle is not None:
         options.throttle(length)
@@ -162,8 +183,14 @@ def _between_chunks(source: Path, done: int, total: int, options: CopyOptions,
         raise Cancelled(str(source), "cancelled (SIGTERM); the partial copy was removed")
 
 
-def _copy_kernel(source_fd: int, target_fd: int, total: int, options: CopyOptions,
-                 checkpoint: Callable[[str], None], source: Path) -> str:
+def _copy_kernel(
+    source_fd: int,
+    target_fd: int,
+    total: int,
+    options: CopyOptions,
+    checkpoint: Callable[[str], None],
+    source: Path,
+) -> str:
     """Copy with copy_file_range, else sendfile, else read/write; return the method used.
 
     Stop at end of file, not at `total`: a source that grew is caught by the size check.
@@ -190,9 +217,17 @@ def _copy_kernel(source_fd: int, target_fd: int, total: int, options: CopyOption
     return "read/write"
 
 
-def _copy_hashing(source_fd: int, target_fd: int, total: int, options: CopyOptions,
-                  checkpoint: Callable[[str], None], hashing: bool = True, *,
-                  source: Path, verifier: OverlappedVerifier | None = None) -> list[bytes]:
+def _copy_hashing(
+    source_fd: int,
+    target_fd: int,
+    total: int,
+    options: CopyOptions,
+    checkpoint: Callable[[str], None],
+    hashing: bool = True,
+    *,
+    source: Path,
+    verifier: OverlappedVerifier | None = None,
+) -> list[bytes]:
     """Copy in user space; with `hashing`, hash the blocks in worker threads as they pass.
 
     Return the block digests (empty without hashing). `verifier` is told of each write.
@@ -221,16 +256,25 @@ def _copy_hashing(source_fd: int, target_fd: int, total: int, options: CopyOptio
         return hasher.block_digests() if hashing else []
 
 
-def _copy_verified(source_fd: int, target_fd: int, temporary: Path, total: int,
-                   options: CopyOptions, checkpoint: Callable[[str], None], source: Path) -> str:
+def _copy_verified(
+    source_fd: int,
+    target_fd: int,
+    temporary: Path,
+    total: int,
+    options: CopyOptions,
+    checkpoint: Callable[[str], None],
+    source: Path,
+) -> str:
     """verify: checksum. Hash while copying; compare with the target re-read from the disk.
 
     Return the file's digest; raise CopyFailed if any block differs.
     """
-    with OverlappedVerifier(temporary, target_fd, options.chunk_size_bytes, checkpoint,
-                            options.verify_segment_bytes) as verifier:
-        copied = _copy_hashing(source_fd, target_fd, total, options, checkpoint, source=source,
-                               verifier=verifier)
+    with OverlappedVerifier(
+        temporary, target_fd, options.chunk_size_bytes, checkpoint, options.verify_segment_bytes
+    ) as verifier:
+        copied = _copy_hashing(
+            source_fd, target_fd, total, options, checkpoint, source=source, verifier=verifier
+        )
         os.fsync(target_fd)
         checkpoint("temp-synced")
         if os.fstat(target_fd).st_size != total:

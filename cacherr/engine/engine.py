@@ -49,15 +49,24 @@ class Engine:
     reads the file. Call `recover()` at start-up, before any action.
     """
 
-    def __init__(self, ledger: Ledger, *, layout: str, original: str,
-                 union: UnionLayout | None = None, symlink: SymlinkLayout | None = None,
-                 roots: Sequence[Path] = (), verify: str = "size", min_free_bytes: int = 0,
-                 chunk_size_bytes: int = DEFAULT_CHUNK_BYTES,
-                 cancel: threading.Event | None = None,
-                 progress: Callable[[int, int], None] | None = None,
-                 throttle: Callable[[int], None] | None = None,
-                 session_check: Callable[[str], bool] | None = None,
-                 checkpoints: Checkpoints | None = None):
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        layout: str,
+        original: str,
+        union: UnionLayout | None = None,
+        symlink: SymlinkLayout | None = None,
+        roots: Sequence[Path] = (),
+        verify: str = "size",
+        min_free_bytes: int = 0,
+        chunk_size_bytes: int = DEFAULT_CHUNK_BYTES,
+        cancel: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        throttle: Callable[[int], None] | None = None,
+        session_check: Callable[[str], bool] | None = None,
+        checkpoints: Checkpoints | None = None,
+    ):
         if layout == "union" and union is None or layout == "symlink" and symlink is None:
             raise ValueError(f"layout {layout!r} needs its layout block")
         if verify not in ("size", "checksum"):
@@ -71,20 +80,32 @@ class Engine:
         self.checkpoints = checkpoints or Checkpoints.from_environ(os.environ)
         self.journal = Journal(ledger, self.checkpoints)
         self.context = Context(
-            journal=self.journal, checkpoints=self.checkpoints, session_check=session_check,
-            copy_options=CopyOptions(verify, chunk_size_bytes, self.cancel, progress, throttle,
-                                     self.checkpoints),
+            journal=self.journal,
+            checkpoints=self.checkpoints,
+            session_check=session_check,
+            copy_options=CopyOptions(
+                verify, chunk_size_bytes, self.cancel, progress, throttle, self.checkpoints
+            ),
         )
 
     @classmethod
-    def from_config(cls, ledger: Ledger, cache: CacheConfig, *, roots: Sequence[Path] = (),
-                    **hooks) -> Engine:
+    def from_config(
+        cls, ledger: Ledger, cache: CacheConfig, *, roots: Sequence[Path] = (), **hooks
+    ) -> Engine:
         """Given the `cache:` block (and, for the symlink layout, the host roots), build one."""
         fast = cache.union.fast if cache.union else cache.symlink.dir  # type: ignore[union-attr]
         st = os.statvfs(fast)
-        return cls(ledger, layout=cache.layout, original=cache.original, union=cache.union,
-                   symlink=cache.symlink, roots=roots, verify=cache.verify,
-                   min_free_bytes=cache.min_free.bytes_of(st.f_blocks * st.f_frsize), **hooks)
+        return cls(
+            ledger,
+            layout=cache.layout,
+            original=cache.original,
+            union=cache.union,
+            symlink=cache.symlink,
+            roots=roots,
+            verify=cache.verify,
+            min_free_bytes=cache.min_free.bytes_of(st.f_blocks * st.f_frsize),
+            **hooks,
+        )
 
     def fast_free_bytes(self) -> int:
         """Free bytes on the fast file system (statvfs of the fast branch or cache dir only)."""
@@ -119,8 +140,11 @@ class Engine:
         except OSError as error:
             raise Refused(error.filename or relative_path, error.strerror or str(error)) from None
         if free - action.slow.size_bytes < self.min_free_bytes:
-            raise NoSpace(action.fast_path, f"needs {action.slow.size_bytes} bytes and "
-                          f"min_free {self.min_free_bytes}; {free} bytes free")
+            raise NoSpace(
+                action.fast_path,
+                f"needs {action.slow.size_bytes} bytes and "
+                f"min_free {self.min_free_bytes}; {free} bytes free",
+            )
         action_id = self.journal.begin(action)
         try:
             fast = row.cache(self.context, action_id, action)
@@ -131,17 +155,27 @@ class Engine:
             self._undo(action_id)
             raise
         settle(self.journal, self.ledger, action_id, action, Decision("done", "cached", fast))
-        log.info("cached %s (%d bytes) to %s", relative_path, action.slow.size_bytes,
-                 action.fast_path)
+        log.info(
+            "cached %s (%d bytes) to %s", relative_path, action.slow.size_bytes, action.fast_path
+        )
         serves = self._view_serves(action)
         if serves is False:
-            log.warning("the merged view does not serve the fast copy of %s: is %s one of the "
-                        "share's storages?", relative_path, action.fast_branch)
-        return Result("cache", relative_path, "cached", action.slow.size_bytes,
-                      action.fast_path, view_serves_fast=serves)
+            log.warning(
+                "the merged view does not serve the fast copy of %s: is %s one of the "
+                "share's storages?",
+                relative_path,
+                action.fast_branch,
+            )
+        return Result(
+            "cache",
+            relative_path,
+            "cached",
+            action.slow.size_bytes,
+            action.fast_path,
+            view_serves_fast=serves,
+        )
 
-    def _plan_union(self, relative_path: str, parts: tuple[str, ...],
-                    root: Path | None) -> Action:
+    def _plan_union(self, relative_path: str, parts: tuple[str, ...], root: Path | None) -> Action:
         union = self.union
         assert union is not None
         fast = Path(union.fast)
@@ -149,8 +183,11 @@ class Engine:
         paths.require_fast_branch(fast)
         share_top = fast / parts[0]
         if not share_top.is_dir() or share_top.is_symlink():
-            raise Refused(share_top, "the share has no top-level folder on the fast branch; "
-                          "cacherr never creates one (is the pool one of the share's storages?)")
+            raise Refused(
+                share_top,
+                "the share has no top-level folder on the fast branch; "
+                "cacherr never creates one (is the pool one of the share's storages?)",
+            )
         created = paths.walk_folders(fast, parts)
         if os.path.lexists(fast / relative_path):
             raise Refused(fast / relative_path, "already on the fast branch (adopt it instead)")
@@ -166,13 +203,21 @@ class Engine:
                 continue
             paths.require_other_device(fast, Path(branch))
             self._require_owner(Path(branch) / relative_path, st)
-            return Action("cache", "union", self.original, relative_path, str(fast),
-                          str(branch), identity_of(st),
-                          created_folders=tuple(str(f) for f in created))
+            return Action(
+                "cache",
+                "union",
+                self.original,
+                relative_path,
+                str(fast),
+                str(branch),
+                identity_of(st),
+                created_folders=tuple(str(f) for f in created),
+            )
         raise Refused(relative_path, "is on none of the slow branches")
 
-    def _plan_symlink(self, relative_path: str, parts: tuple[str, ...],
-                      root: Path | None) -> Action:
+    def _plan_symlink(
+        self, relative_path: str, parts: tuple[str, ...], root: Path | None
+    ) -> Action:
         layout = self.symlink
         assert layout is not None
         cache_dir = Path(layout.dir)
@@ -189,23 +234,36 @@ class Engine:
                 continue
             original = candidate / relative_path
             if st.st_nlink > 1:
-                raise Refused(original, f"has {st.st_nlink} hardlinks (still seeding?); "
-                              "the symlink layout skips hardlinked files")
+                raise Refused(
+                    original,
+                    f"has {st.st_nlink} hardlinks (still seeding?); "
+                    "the symlink layout skips hardlinked files",
+                )
             paths.require_physical(candidate)
             paths.require_fast_branch(cache_dir)
             paths.require_other_device(cache_dir, candidate)
             self._require_owner(original, st)
             created = paths.walk_folders(cache_dir, parts)
-            for taken in (cache_dir / relative_path, paths.backup_path(original),
-                          paths.link_temp_path(original)):
+            for taken in (
+                cache_dir / relative_path,
+                paths.backup_path(original),
+                paths.link_temp_path(original),
+            ):
                 if os.path.lexists(taken):
                     raise Refused(taken, "already exists; run doctor to sort it out")
             link_target = layout.plex_dir.rstrip("/") + "/" + relative_path
-            return Action("cache", "symlink", self.original, relative_path, str(cache_dir),
-                          str(candidate), identity_of(st),
-                          backup_name=paths.backup_path(original).name,
-                          link_target=link_target,
-                          created_folders=tuple(str(f) for f in created))
+            return Action(
+                "cache",
+                "symlink",
+                self.original,
+                relative_path,
+                str(cache_dir),
+                str(candidate),
+                identity_of(st),
+                backup_name=paths.backup_path(original).name,
+                link_target=link_target,
+                created_folders=tuple(str(f) for f in created),
+            )
         raise Refused(relative_path, "is under none of the roots")
 
     @staticmethod
@@ -247,8 +305,9 @@ class Engine:
             with self.ledger.transaction():
                 self.ledger.forget(relative_path)
                 self.ledger.log_operation("evict", relative_path, "released")
-            return Result("evict", relative_path, "released", entry.fast.size_bytes,
-                          entry.fast_path)
+            return Result(
+                "evict", relative_path, "released", entry.fast.size_bytes, entry.fast_path
+            )
         row = ROWS.get((entry.layout, entry.original))
         if row is None:
             raise Refused(relative_path, f"{entry.layout}/{entry.original} is not supported yet")
@@ -259,9 +318,17 @@ class Engine:
             paths.walk_folders(Path(entry.slow_branch), parts)
         except OSError as error:
             raise Refused(error.filename or relative_path, error.strerror or str(error)) from None
-        action = Action("evict", entry.layout, entry.original, relative_path,
-                        entry.fast_branch, entry.slow_branch, entry.slow, entry.fast,
-                        backup_name=entry.backup_name)
+        action = Action(
+            "evict",
+            entry.layout,
+            entry.original,
+            relative_path,
+            entry.fast_branch,
+            entry.slow_branch,
+            entry.slow,
+            entry.fast,
+            backup_name=entry.backup_name,
+        )
         action_id = self.journal.begin(action)
         try:
             row.evict(self.context, action_id, action)
@@ -269,11 +336,16 @@ class Engine:
             decision = Decision("aborted", f"untracked: {changed}", untrack=True)
             settle(self.journal, self.ledger, action_id, action, decision)
             log.warning("untracked %s: %s", relative_path, changed)
-            return Result("evict", relative_path, "untracked", entry.fast.size_bytes,
-                          entry.fast_path, detail=str(changed))
+            return Result(
+                "evict",
+                relative_path,
+                "untracked",
+                entry.fast.size_bytes,
+                entry.fast_path,
+                detail=str(changed),
+            )
         except InUse:
-            settle(self.journal, self.ledger, action_id, action,
-                   Decision("aborted", "in use"))
+            settle(self.journal, self.ledger, action_id, action, Decision("aborted", "in use"))
             raise
         except OSError as error:
             self._undo(action_id)

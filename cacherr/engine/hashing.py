@@ -33,8 +33,10 @@ class BackgroundHasher:
         self._work: queue.Queue[tuple[int, bytearray, int] | None] = queue.Queue()
         self._digests: dict[int, bytes] = {}
         self._submitted = 0
-        self._threads = [threading.Thread(target=self._run, name=f"cacherr-hash-{n}", daemon=True)
-                         for n in range(self._workers)]
+        self._threads = [
+            threading.Thread(target=self._run, name=f"cacherr-hash-{n}", daemon=True)
+            for n in range(self._workers)
+        ]
         for thread in self._threads:
             thread.start()
 

@@ -37,8 +37,14 @@ class Journal:
         cursor = self.conn.execute(
             "INSERT INTO journal_actions (kind, layout, original, relative_path, plan, started_at)"
             " VALUES (?,?,?,?,?,?)",
-            (action.kind, action.layout, action.original, action.relative_path,
-             action.to_json(), time.time()),
+            (
+                action.kind,
+                action.layout,
+                action.original,
+                action.relative_path,
+                action.to_json(),
+                time.time(),
+            ),
         )
         self.checkpoints.reached("begun")
         return int(cursor.lastrowid)
@@ -51,8 +57,13 @@ class Journal:
         )
         self.checkpoints.reached(name)
 
-    def finish(self, action_id: int, state: str, outcome: str,
-               ledger_change: Callable[[], None] | None = None) -> None:
+    def finish(
+        self,
+        action_id: int,
+        state: str,
+        outcome: str,
+        ledger_change: Callable[[], None] | None = None,
+    ) -> None:
         """End the action (`done` or `aborted`) and apply `ledger_change`, in one transaction."""
         with self.ledger.transaction():
             if ledger_change is not None:
@@ -72,14 +83,20 @@ class Journal:
             params = (relative_path,)
         entries = []
         for row in self.conn.execute(sql + " ORDER BY id", params).fetchall():
-            steps = tuple(r[0] for r in self.conn.execute(
-                "SELECT step FROM journal_steps WHERE action_id = ? ORDER BY at, rowid",
-                (row["id"],)))
-            entries.append(JournalEntry(row["id"], Action.from_json(row["plan"]), steps,
-                                        row["started_at"]))
+            steps = tuple(
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT step FROM journal_steps WHERE action_id = ? ORDER BY at, rowid",
+                    (row["id"],),
+                )
+            )
+            entries.append(
+                JournalEntry(row["id"], Action.from_json(row["plan"]), steps, row["started_at"])
+            )
         return entries
 
     def outcome(self, action_id: int) -> tuple[str, str]:
         row = self.conn.execute(
-            "SELECT state, outcome FROM journal_actions WHERE id = ?", (action_id,)).fetchone()
+            "SELECT state, outcome FROM journal_actions WHERE id = ?", (action_id,)
+        ).fetchone()
         return row["state"], row["outcome"]

@@ -33,16 +33,24 @@ class RecoveredAction:
 def cached_entry(action: Action, fast: FileIdentity) -> CachedFile:
     """The ledger entry of a finished cache action (what eviction will follow)."""
     return CachedFile(
-        relative_path=action.relative_path, layout=action.layout, original=action.original,
-        kind="cached", fast_branch=action.fast_branch, fast=fast,
-        slow_branch=action.slow_branch, slow=action.slow,
-        backup_name=action.backup_name, cached_at=time.time(),
+        relative_path=action.relative_path,
+        layout=action.layout,
+        original=action.original,
+        kind="cached",
+        fast_branch=action.fast_branch,
+        fast=fast,
+        slow_branch=action.slow_branch,
+        slow=action.slow,
+        backup_name=action.backup_name,
+        cached_at=time.time(),
     )
 
 
-def settle(journal: Journal, ledger: Ledger, action_id: int, action: Action,
-           decision: Decision) -> None:
+def settle(
+    journal: Journal, ledger: Ledger, action_id: int, action: Action, decision: Decision
+) -> None:
     """Apply a decision: the ledger change and the end of the action, in one transaction."""
+
     def ledger_change() -> None:
         if action.kind == "cache" and decision.state == "done" and decision.fast is not None:
             ledger.record(cached_entry(action, decision.fast))
@@ -61,10 +69,22 @@ def recover_entry(journal: Journal, ledger: Ledger, entry: JournalEntry) -> Reco
     decide = row.recover_cache if action.kind == "cache" else row.recover_evict
     decision = decide(action)
     settle(journal, ledger, entry.action_id, action, decision)
-    log.info("recovered %s of %s (steps done: %s): %s", action.kind, action.relative_path,
-             ", ".join(entry.steps) or "none", decision.outcome)
-    return RecoveredAction(entry.action_id, action.kind, action.layout, action.original,
-                           action.relative_path, decision.state, decision.outcome)
+    log.info(
+        "recovered %s of %s (steps done: %s): %s",
+        action.kind,
+        action.relative_path,
+        ", ".join(entry.steps) or "none",
+        decision.outcome,
+    )
+    return RecoveredAction(
+        entry.action_id,
+        action.kind,
+        action.layout,
+        action.original,
+        action.relative_path,
+        decision.state,
+        decision.outcome,
+    )
 
 
 def recover_all(journal: Journal, ledger: Ledger) -> list[RecoveredAction]:

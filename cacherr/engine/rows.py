@@ -37,8 +37,12 @@ def _lstat(path: Path) -> os.stat_result | None:
 
 def _same_content_stamp(st: os.stat_result | None, identity: FileIdentity) -> bool:
     """A copy of `identity`: same size and mtime (the copy gets the source's times)."""
-    return (st is not None and stat.S_ISREG(st.st_mode) and st.st_size == identity.size_bytes
-            and st.st_mtime_ns == identity.mtime_ns)
+    return (
+        st is not None
+        and stat.S_ISREG(st.st_mode)
+        and st.st_size == identity.size_bytes
+        and st.st_mtime_ns == identity.mtime_ns
+    )
 
 
 def _remove_temp(path: Path) -> None:
@@ -113,8 +117,9 @@ class SymlinkBackup:
         copied = steps.copy_file(ctx, action_id, action.slow_path, action.fast_path, action)
         _require_identity(action.slow_path, action.slow, "original")
         steps.link_backup(ctx, action_id, action.slow_path, action.backup_path)
-        steps.swap_symlink(ctx, action_id, action.slow_path, action.link_temp_path,
-                           action.link_target or "")
+        steps.swap_symlink(
+            ctx, action_id, action.slow_path, action.link_temp_path, action.link_target or ""
+        )
         return copied.target
 
     def evict(self, ctx: steps.Context, action_id: int, action: Action) -> None:

@@ -14,6 +14,7 @@ def cancel_on_sigterm(cancel: threading.Event) -> Callable[..., Any] | int | Non
 
     Call from the main thread (Python delivers signals there).
     """
+
     def handler(signum: int, frame: object) -> None:
         cancel.set()
 

@@ -41,7 +41,9 @@ def make_folders(ctx: Context, action_id: int, action: Action) -> None:
     ctx.journal.step(action_id, "folders-made")
 
 
-def copy_file(ctx: Context, action_id: int, source: Path, target: Path, action: Action) -> CopyResult:
+def copy_file(
+    ctx: Context, action_id: int, source: Path, target: Path, action: Action
+) -> CopyResult:
     """The durable copy of `source` (which must still be `action.slow`) to `target`."""
     result = durable_copy(source, target, action.slow, ctx.copy_options)
     ctx.journal.step(action_id, "copied")
@@ -56,8 +58,9 @@ def link_backup(ctx: Context, action_id: int, original: Path, backup: Path) -> N
     ctx.journal.step(action_id, "backed-up")
 
 
-def swap_symlink(ctx: Context, action_id: int, original: Path, link_temp: Path,
-                 link_target: str) -> None:
+def swap_symlink(
+    ctx: Context, action_id: int, original: Path, link_temp: Path, link_target: str
+) -> None:
     """Atomically replace the original's name with a symlink to the cached copy."""
     remove_if_present(link_temp)
     os.symlink(link_target, link_temp)

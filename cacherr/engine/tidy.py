@@ -35,7 +35,7 @@ def restore_orphan_backup(backup: Path) -> Path | None:
     name = backup.name
     if not (name.startswith(".") and name.endswith(paths.BACKUP_SUFFIX)):
         return None
-    original = backup.with_name(name[1:-len(paths.BACKUP_SUFFIX)])
+    original = backup.with_name(name[1 : -len(paths.BACKUP_SUFFIX)])
     if os.path.lexists(original):
         return None
     os.link(backup, original)  # never a window without the original name

@@ -21,8 +21,14 @@ SEGMENT_BYTES = 128 * 1024 * 1024
 class OverlappedVerifier:
     """Re-read `path` (the temporary copy being written through `target_fd`) in blocks."""
 
-    def __init__(self, path: Path, target_fd: int, block_size_bytes: int,
-                 checkpoint: Callable[[str], None], segment_bytes: int = SEGMENT_BYTES):
+    def __init__(
+        self,
+        path: Path,
+        target_fd: int,
+        block_size_bytes: int,
+        checkpoint: Callable[[str], None],
+        segment_bytes: int = SEGMENT_BYTES,
+    ):
         self._target_fd = target_fd
         self._block = block_size_bytes
         self._segment = max(1, segment_bytes // block_size_bytes) * block_size_bytes
@@ -70,9 +76,13 @@ class OverlappedVerifier:
                         while filled < length:
                             got = os.preadv(self._reader, [view[filled:length]], offset + filled)
                             if got == 0:
-                                raise OSError(f"{offset + filled}: the copy is shorter than written")
+                                raise OSError(
+                                    f"{offset + filled}: the copy is shorter than written"
+                                )
                             filled += got
-                        self._digests[offset // self._block] = hashlib.sha256(view[:length]).digest()
+                        self._digests[offset // self._block] = hashlib.sha256(
+                            view[:length]
+                        ).digest()
                         self._checkpoint("verify-chunk")
                     os.posix_fadvise(self._reader, start, end - start, os.POSIX_FADV_DONTNEED)
         except BaseException as error:  # re-raised in the copying thread by finish()

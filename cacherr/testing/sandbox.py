@@ -27,7 +27,9 @@ class SandboxError(Exception):
 
 def mergerfs_available() -> bool:
     """True if a mergerfs mount can work here (root, /dev/fuse and the mergerfs binary)."""
-    return os.geteuid() == 0 and os.path.exists("/dev/fuse") and shutil.which("mergerfs") is not None
+    return (
+        os.geteuid() == 0 and os.path.exists("/dev/fuse") and shutil.which("mergerfs") is not None
+    )
 
 
 class Sandbox:
@@ -39,9 +41,15 @@ class Sandbox:
     folders created on every branch (Unraid creates them; cacherr never does).
     """
 
-    def __init__(self, root: str | Path, disks: int = 2, mergerfs: bool = True, *,
-                 fast_size_bytes: int = 256 * 1024 * 1024,
-                 shares: tuple[str, ...] = ("Movies", "TV")):
+    def __init__(
+        self,
+        root: str | Path,
+        disks: int = 2,
+        mergerfs: bool = True,
+        *,
+        fast_size_bytes: int = 256 * 1024 * 1024,
+        shares: tuple[str, ...] = ("Movies", "TV"),
+    ):
         if os.geteuid() != 0:
             raise SandboxError("the sandbox mounts a tmpfs and needs root")
         self.root = Path(root).absolute()
@@ -53,8 +61,18 @@ class Sandbox:
             for branch in self.slow:
                 branch.mkdir(parents=True, exist_ok=True)
             self.fast.mkdir(parents=True, exist_ok=True)
-            self._mount(["mount", "-t", "tmpfs", "-o", f"size={int(fast_size_bytes)},mode=0755",
-                         "cacherr-sandbox-fast", str(self.fast)], self.fast)
+            self._mount(
+                [
+                    "mount",
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    f"size={int(fast_size_bytes)},mode=0755",
+                    "cacherr-sandbox-fast",
+                    str(self.fast),
+                ],
+                self.fast,
+            )
             for share in shares:
                 for branch in [self.fast, *self.slow]:
                     (branch / share).mkdir(exist_ok=True)
@@ -74,8 +92,15 @@ class Sandbox:
             raise SandboxError(f"{' '.join(argv)}: {done.stderr.strip()}")
         self._mounted.append(point)
 
-    def write_file(self, share_relative_path: str, data: bytes, disk: int = 1,
-                   *, uid: int | None = None, gid: int | None = None) -> Path:
+    def write_file(
+        self,
+        share_relative_path: str,
+        data: bytes,
+        disk: int = 1,
+        *,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> Path:
         """Given a share-relative path and content, write it on slow branch `disk` (1-based).
 
         Missing folders below the share are created; return the physical path.

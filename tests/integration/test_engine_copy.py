@@ -40,8 +40,9 @@ def test_a_copy_between_file_systems_falls_back_cleanly_and_is_identical(tmp_pat
     with Sandbox(tmp_path / "mnt", disks=1, mergerfs=False) as box:
         source = _source(box.slow[0] / "Movies", MiB + 5)
         target = box.fast / "Movies" / "target.mkv"
-        result = durable_copy(source, target, FileIdentity.of(source),
-                              CopyOptions(chunk_size_bytes=128 * 1024))
+        result = durable_copy(
+            source, target, FileIdentity.of(source), CopyOptions(chunk_size_bytes=128 * 1024)
+        )
         assert result.method in ("sendfile", "copy_file_range")
         assert target.read_bytes() == source.read_bytes()
 
@@ -49,12 +50,14 @@ def test_a_copy_between_file_systems_falls_back_cleanly_and_is_identical(tmp_pat
 def test_checksum_verification_reads_back_segments_and_matches_a_plain_sha256(tmp_path):
     source = _source(tmp_path / "a", 3 * MiB + 1000)
     target = tmp_path / "target.mkv"
-    options = CopyOptions(verify="checksum", chunk_size_bytes=64 * 1024,
-                          verify_segment_bytes=256 * 1024)
+    options = CopyOptions(
+        verify="checksum", chunk_size_bytes=64 * 1024, verify_segment_bytes=256 * 1024
+    )
     result = durable_copy(source, target, FileIdentity.of(source), options)
     data = source.read_bytes()
-    blocks = b"".join(hashlib.sha256(data[i:i + 64 * 1024]).digest()
-                      for i in range(0, len(data), 64 * 1024))
+    blocks = b"".join(
+        hashlib.sha256(data[i : i + 64 * 1024]).digest() for i in range(0, len(data), 64 * 1024)
+    )
     assert result.sha256 == hashlib.sha256(blocks).hexdigest()
     assert target.read_bytes() == data
 
@@ -71,8 +74,12 @@ def test_checksum_verification_catches_a_copy_that_differs_on_disk(tmp_path):
             os.fsync(fd)
             os.close(fd)
 
-    options = CopyOptions(verify="checksum", chunk_size_bytes=64 * 1024,
-                          verify_segment_bytes=256 * 1024, progress=the_disk_corrupts_the_tail)
+    options = CopyOptions(
+        verify="checksum",
+        chunk_size_bytes=64 * 1024,
+        verify_segment_bytes=256 * 1024,
+        progress=the_disk_corrupts_the_tail,
+    )
     with pytest.raises(CopyFailed, match="checksum"):
         durable_copy(source, target, FileIdentity.of(source), options)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
@@ -87,8 +94,9 @@ def test_a_file_that_appears_at_the_target_name_is_never_replaced(tmp_path, veri
         if not target.exists():
             target.write_bytes(b"theirs")
 
-    options = CopyOptions(verify=verify, chunk_size_bytes=64 * 1024,
-                          progress=someone_else_creates_the_target)
+    options = CopyOptions(
+        verify=verify, chunk_size_bytes=64 * 1024, progress=someone_else_creates_the_target
+    )
     with pytest.raises(CopyFailed, match="another file appeared"):
         durable_copy(source, target, FileIdentity.of(source), options)
     assert target.read_bytes() == b"theirs"

@@ -23,19 +23,37 @@ DATA = random.Random(7).randbytes(200 * 1024)
 CHUNK_BYTES = 4096
 IN_COPY_KILLS_PER_RUN = 40
 SCENARIOS = [  # (layout, kind, verify)
-    ("union", "cache", "size"), ("union", "cache", "checksum"), ("union", "evict", "size"),
-    ("symlink", "cache", "size"), ("symlink", "cache", "checksum"), ("symlink", "evict", "size"),
+    ("union", "cache", "size"),
+    ("union", "cache", "checksum"),
+    ("union", "evict", "size"),
+    ("symlink", "cache", "size"),
+    ("symlink", "cache", "checksum"),
+    ("symlink", "evict", "size"),
 ]
 IN_COPY = ("copy-chunk", "verify-chunk")
 
 
-def _run(world: World, layout: str, kind: str, rel: str, verify: str,
-         env_extra: dict[str, str]) -> subprocess.CompletedProcess:
+def _run(
+    world: World, layout: str, kind: str, rel: str, verify: str, env_extra: dict[str, str]
+) -> subprocess.CompletedProcess:
     env = {**os.environ, **env_extra, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "tests.integration.engine_helpers.run_action", world.to_json(),
-         layout, kind, rel, str(CHUNK_BYTES), verify],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.engine_helpers.run_action",
+            world.to_json(),
+            layout,
+            kind,
+            rel,
+            str(CHUNK_BYTES),
+            verify,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -58,22 +76,33 @@ def _kill_points(world: World, layout: str, kind: str, verify: str, tmp: Path) -
     steps = [p for p in points if p.rpartition(":")[0] not in IN_COPY]
     in_copy = [p for p in points if p.rpartition(":")[0] in IN_COPY]
     sample = random.Random(f"{layout}{kind}{verify}").sample(
-        in_copy, min(IN_COPY_KILLS_PER_RUN, len(in_copy)))
+        in_copy, min(IN_COPY_KILLS_PER_RUN, len(in_copy))
+    )
     return steps + sorted(sample)
 
 
 def _check(world: World, layout: str, rel: str) -> None:
     """What Plex reads is complete; nothing half-done is left; the ledger matches the disks."""
     assert world.plex_path(layout, rel).read_bytes() == DATA
-    folders = [Path(world.fast) / rel, Path(world.slow[0]) / rel,
-               world.symlink_dir / rel, world.symlink_root / rel]
-    left = [p for f in folders if f.parent.exists() for p in f.parent.iterdir()
-            if p.name.startswith(".") and ".cacherr-" in p.name]
+    folders = [
+        Path(world.fast) / rel,
+        Path(world.slow[0]) / rel,
+        world.symlink_dir / rel,
+        world.symlink_root / rel,
+    ]
+    left = [
+        p
+        for f in folders
+        if f.parent.exists()
+        for p in f.parent.iterdir()
+        if p.name.startswith(".") and ".cacherr-" in p.name
+    ]
     ledger = Ledger.open(world.state_dir)
     try:
         entry = ledger.get(rel)
         running = ledger.conn.execute(
-            "SELECT count(*) FROM journal_actions WHERE state = 'running'").fetchone()[0]
+            "SELECT count(*) FROM journal_actions WHERE state = 'running'"
+        ).fetchone()[0]
     finally:
         ledger.close()
     assert running == 0
@@ -127,8 +156,10 @@ def test_sigkill_at_every_step_and_inside_copies_always_recovers_to_complete_fil
         with ThreadPoolExecutor(max_workers=2) as pool:
             outcomes = list(pool.map(lambda job: _one_kill(world, *job), jobs))
     elapsed = time.monotonic() - started
-    print(f"{len(jobs)} kill points in {elapsed:.1f}s: "
-          + ", ".join(f"{o}={outcomes.count(o)}" for o in sorted(set(outcomes))))
+    print(
+        f"{len(jobs)} kill points in {elapsed:.1f}s: "
+        + ", ".join(f"{o}={outcomes.count(o)}" for o in sorted(set(outcomes)))
+    )
     assert len(jobs) >= 200
     # Both directions of recovery happened: some actions finished, some rolled back.
     assert {"cached", "evicted", "rolled-back"} <= set(outcomes)

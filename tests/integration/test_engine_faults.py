@@ -39,14 +39,20 @@ def _assert_untouched(world: World, rel: str, data: bytes | None) -> None:
     """The fast side holds nothing of the file; the ledger and journal are clean."""
     fast = Path(world.fast) / rel
     assert not fast.exists()
-    assert not fast.parent.exists() or not [p for p in fast.parent.iterdir() if ".cacherr-" in p.name]
+    assert not fast.parent.exists() or not [
+        p for p in fast.parent.iterdir() if ".cacherr-" in p.name
+    ]
     if data is not None:
         assert world.plex_path("union", rel).read_bytes() == data
     ledger = Ledger.open(world.state_dir)
     try:
         assert ledger.get(rel) is None
-        assert ledger.conn.execute(
-            "SELECT count(*) FROM journal_actions WHERE state = 'running'").fetchone()[0] == 0
+        assert (
+            ledger.conn.execute(
+                "SELECT count(*) FROM journal_actions WHERE state = 'running'"
+            ).fetchone()[0]
+            == 0
+        )
     finally:
         ledger.close()
 
@@ -84,8 +90,9 @@ def test_enospc_during_the_copy_removes_the_partial_file_and_keeps_the_source(wo
                 os.write(fd, b"\0" * 3 * MiB)
             os.close(fd)
 
-    engine = world.engine("union", chunk_size_bytes=256 * 1024,
-                          progress=another_writer_fills_the_pool)
+    engine = world.engine(
+        "union", chunk_size_bytes=256 * 1024, progress=another_writer_fills_the_pool
+    )
     with pytest.raises(NoSpace, match="full.mkv"):
         engine.cache(rel)
     _assert_untouched(world, rel, data)
@@ -120,8 +127,12 @@ def test_sigterm_cancel_stops_between_chunks_and_removes_the_partial_file(world)
     data = os.urandom(MiB)
     world.write_original("union", rel, data)
     cancel = threading.Event()
-    engine = world.engine("union", chunk_size_bytes=64 * 1024, cancel=cancel,
-                          progress=lambda done, total: cancel.set())
+    engine = world.engine(
+        "union",
+        chunk_size_bytes=64 * 1024,
+        cancel=cancel,
+        progress=lambda done, total: cancel.set(),
+    )
     with pytest.raises(Cancelled):
         engine.cache(rel)
     _assert_untouched(world, rel, data)
@@ -140,10 +151,22 @@ def test_permission_denied_is_a_clear_error_and_changes_nothing(world, tmp_path,
     Ledger.open(world.state_dir).close()
     no_override = "-dac_override,-dac_read_search"
     done = subprocess.run(
-        [setpriv, f"--inh-caps={no_override}", f"--bounding-set={no_override}",
-         sys.executable, "-m", "tests.integration.engine_helpers.run_action", world.to_json(),
-         "union", "cache", rel],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+        [
+            setpriv,
+            f"--inh-caps={no_override}",
+            f"--bounding-set={no_override}",
+            sys.executable,
+            "-m",
+            "tests.integration.engine_helpers.run_action",
+            world.to_json(),
+            "union",
+            "cache",
+            rel,
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 3, done.stderr
     assert "Permission denied" in done.stderr
@@ -180,8 +203,9 @@ def test_the_merged_view_is_never_used_as_a_branch(box, tmp_path):
     box.write_file("Movies/V/v.mkv", b"data")
     for fast, slow in [(box.view, tuple(box.slow)), (box.fast, (box.view,))]:
         union = UnionLayout(view=box.view, fast=fast, slow=slow)
-        engine = Engine(Ledger.open(tmp_path / "state"), layout="union", original="shadow",
-                        union=union)
+        engine = Engine(
+            Ledger.open(tmp_path / "state"), layout="union", original="shadow", union=union
+        )
         with pytest.raises(Refused, match="merged view"):
             engine.cache("Movies/V/v.mkv")
     assert box.read_view("Movies/V/v.mkv") == b"data"
@@ -205,10 +229,17 @@ def test_a_share_without_a_top_level_folder_on_the_pool_is_refused_and_not_creat
     assert not (Path(world.fast) / "Music").exists()
 
 
-@pytest.mark.parametrize("rel", [
-    "Movies/../../../etc/passwd", "/etc/passwd", "Movies/./A/a.mkv", "Movies//a.mkv",
-    "Movies/A/.a.mkv.cacherr-tmp", "a.mkv",
-])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "Movies/../../../etc/passwd",
+        "/etc/passwd",
+        "Movies/./A/a.mkv",
+        "Movies//a.mkv",
+        "Movies/A/.a.mkv.cacherr-tmp",
+        "a.mkv",
+    ],
+)
 def test_paths_that_could_leave_the_roots_are_refused(world, rel):
     with pytest.raises(Refused, match="not allowed|absolute|working name|inside a share"):
         world.engine("union").cache(rel)
@@ -252,11 +283,27 @@ def test_sigterm_mid_copy_removes_the_partial_file_and_closes_the_action(world, 
     world.write_original("union", rel, data)
     Ledger.open(world.state_dir).close()
     done = subprocess.run(
-        [sys.executable, "-m", "tests.integration.engine_helpers.run_action", world.to_json(),
-         "union", "cache", rel, "16384", verify],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": str(REPO), "CACHERR_TEST_KILL_AT": "copy-chunk:5",
-             "CACHERR_TEST_KILL_SIGNAL": "TERM"},
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.engine_helpers.run_action",
+            world.to_json(),
+            "union",
+            "cache",
+            rel,
+            "16384",
+            verify,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "CACHERR_TEST_KILL_AT": "copy-chunk:5",
+            "CACHERR_TEST_KILL_SIGNAL": "TERM",
+        },
     )
     assert done.returncode == 3, done.stderr
     assert "cancelled" in done.stderr
@@ -270,8 +317,13 @@ def test_a_symlink_root_on_a_fuse_union_is_refused(box, tmp_path):
     box.write_file(rel, b"data")
     cache_dir = box.fast / "symlink-cache"
     cache_dir.mkdir()
-    engine = Engine(Ledger.open(tmp_path / "state"), layout="symlink", original="backup",
-                    symlink=SymlinkLayout(dir=cache_dir, plex_dir="/plex"), roots=[box.view])
+    engine = Engine(
+        Ledger.open(tmp_path / "state"),
+        layout="symlink",
+        original="backup",
+        symlink=SymlinkLayout(dir=cache_dir, plex_dir="/plex"),
+        roots=[box.view],
+    )
     with pytest.raises(Refused, match="FUSE"):
         engine.cache(rel)
     assert not (box.slow[0] / rel).is_symlink()

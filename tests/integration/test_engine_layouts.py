@@ -40,15 +40,23 @@ def test_union_shadow_caches_to_the_pool_and_evicts_leaving_the_view_identical(w
     os.setxattr(slow_file, "user.note", b"kept")
     before = world.plex_path("union", rel).read_bytes()
     progress = []
-    engine = world.engine("union", verify=verify, chunk_size_bytes=64 * 1024,
-                          progress=lambda done, total: progress.append((done, total)))
+    engine = world.engine(
+        "union",
+        verify=verify,
+        chunk_size_bytes=64 * 1024,
+        progress=lambda done, total: progress.append((done, total)),
+    )
     result = engine.cache(rel)
     fast_file = world.fast + "/" + rel
     assert result.outcome == "cached" and result.view_serves_fast is True
     assert world.plex_path("union", rel).read_bytes() == before == DATA
     st, src = os.stat(fast_file), os.stat(slow_file)
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), st.st_mtime_ns) == (
-        src.st_uid, src.st_gid, stat.S_IMODE(src.st_mode), src.st_mtime_ns)
+        src.st_uid,
+        src.st_gid,
+        stat.S_IMODE(src.st_mode),
+        src.st_mtime_ns,
+    )
     assert os.getxattr(fast_file, "user.note") == b"kept"
     folder = os.stat(os.path.dirname(fast_file))
     assert (folder.st_uid, folder.st_gid, stat.S_IMODE(folder.st_mode)) == (99, 100, 0o775)
@@ -135,8 +143,9 @@ def test_a_row_not_built_yet_and_an_unknown_file_are_refused_with_the_reason(wor
 
     rel = "Movies/G/G.mkv"
     world.write_original("union", rel, DATA)
-    union = UnionLayout(view=Path(world.view), fast=Path(world.fast),
-                        slow=tuple(Path(s) for s in world.slow))
+    union = UnionLayout(
+        view=Path(world.view), fast=Path(world.fast), slow=tuple(Path(s) for s in world.slow)
+    )
     engine = Engine(Ledger.open(world.state_dir), layout="union", original="move", union=union)
     with pytest.raises(Refused, match="union/move is not supported yet"):
         engine.cache(rel)
@@ -150,12 +159,22 @@ def test_an_engine_built_from_the_cache_block_resolves_min_free_against_the_pool
     from cacherr.config.model import CacheConfig, Size, Transfers, UnionLayout
     from cacherr.engine import Engine, NoSpace
 
-    union = UnionLayout(view=Path(world.view), fast=Path(world.fast),
-                        slow=tuple(Path(s) for s in world.slow))
-    cache = CacheConfig(layout="union", original="shadow", union=union, symlink=None,
-                        max_size=Size(percent=80), min_free=Size(percent=100), sidecars="none",
-                        verify="checksum", transfers=Transfers(), mover_exclude_file=Path("/x"),
-                        defer_while_playing="never")
+    union = UnionLayout(
+        view=Path(world.view), fast=Path(world.fast), slow=tuple(Path(s) for s in world.slow)
+    )
+    cache = CacheConfig(
+        layout="union",
+        original="shadow",
+        union=union,
+        symlink=None,
+        max_size=Size(percent=80),
+        min_free=Size(percent=100),
+        sidecars="none",
+        verify="checksum",
+        transfers=Transfers(),
+        mover_exclude_file=Path("/x"),
+        defer_while_playing="never",
+    )
     engine = Engine.from_config(Ledger.open(world.state_dir), cache)
     total = os.statvfs(world.fast).f_blocks * os.statvfs(world.fast).f_frsize
     assert engine.min_free_bytes == total

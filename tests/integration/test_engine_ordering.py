@@ -27,15 +27,35 @@ def world(tmp_path):
         yield World.of(box, tmp_path / "state")
 
 
-def _trace(world: World, tmp_path: Path, layout: str, kind: str, rel: str,
-           string_bytes: int = 4096) -> list[str]:
+def _trace(
+    world: World, tmp_path: Path, layout: str, kind: str, rel: str, string_bytes: int = 4096
+) -> list[str]:
     strace = require_tool("strace")
     out = tmp_path / f"strace-{layout}-{kind}"
     subprocess.run(
-        [strace, "-f", "-y", "-qq", "-s", str(string_bytes), "-e", TRACED, "-o", str(out),
-         sys.executable, "-m", "tests.integration.engine_helpers.run_action", world.to_json(),
-         layout, kind, rel],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, timeout=60,
+        [
+            strace,
+            "-f",
+            "-y",
+            "-qq",
+            "-s",
+            str(string_bytes),
+            "-e",
+            TRACED,
+            "-o",
+            str(out),
+            sys.executable,
+            "-m",
+            "tests.integration.engine_helpers.run_action",
+            world.to_json(),
+            layout,
+            kind,
+            rel,
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+        timeout=60,
     )
     return out.read_text().splitlines()
 
@@ -67,10 +87,17 @@ def test_union_cache_fsyncs_the_copy_before_the_rename_and_the_folder_after(worl
     lines = _trace(world, tmp_path, "union", "cache", rel)
     final = Path(world.fast) / rel
     temporary = final.with_name(".a.mkv.cacherr-tmp")
-    written = _index(lines, rf"write\(\d+<{re.escape(str(temporary))}>|sendfile\(\d+<{re.escape(str(temporary))}>")
+    written = _index(
+        lines,
+        rf"write\(\d+<{re.escape(str(temporary))}>|sendfile\(\d+<{re.escape(str(temporary))}>",
+    )
     synced, renamed, folder_synced, journalled = _in_order(
-        lines, _fsync(temporary), rf"rename(at2)?\(.*\"{re.escape(str(temporary))}\".*\"{re.escape(str(final))}\"",
-        _fsync(final.parent), _fsync(Path(world.state_dir) / "cacherr.db-wal"))
+        lines,
+        _fsync(temporary),
+        rf"rename(at2)?\(.*\"{re.escape(str(temporary))}\".*\"{re.escape(str(final))}\"",
+        _fsync(final.parent),
+        _fsync(Path(world.state_dir) / "cacherr.db-wal"),
+    )
     assert written < synced < renamed < folder_synced < journalled
     # Nothing is written, renamed or unlinked on the slow branch.
     slow = re.escape(world.slow[0])
@@ -85,10 +112,14 @@ def test_union_evict_unlinks_the_fast_copy_only_after_the_journal_is_durable(wor
     final = Path(world.fast) / rel
     wal = _fsync(Path(world.state_dir) / "cacherr.db-wal")
     checked, unlinked, folder_synced = _in_order(
-        lines, wal, rf"unlink(at)?\(.*\"{re.escape(str(final))}\"", _fsync(final.parent))
+        lines, wal, rf"unlink(at)?\(.*\"{re.escape(str(final))}\"", _fsync(final.parent)
+    )
     assert checked < unlinked < folder_synced
-    assert not [line for line in lines if re.search(
-        rf"(unlink|rename|link)\w*\(.*\"{re.escape(world.slow[0])}", line)]
+    assert not [
+        line
+        for line in lines
+        if re.search(rf"(unlink|rename|link)\w*\(.*\"{re.escape(world.slow[0])}", line)
+    ]
 
 
 def test_symlink_cache_makes_the_copy_durable_before_touching_the_original(world, tmp_path):
@@ -101,10 +132,16 @@ def test_symlink_cache_makes_the_copy_durable_before_touching_the_original(world
     link = original.with_name(".c.mkv.cacherr-link")
     e = re.escape
     order = _in_order(
-        lines, _fsync(temporary), rf"rename(at2)?\(.*\"{e(str(temporary))}\".*\"{e(str(copy))}\"",
-        _fsync(copy.parent), rf"link(at)?\(.*\"{e(str(original))}\".*\"{e(str(backup))}\"",
-        _fsync(original.parent), rf"symlink(at)?\(.*\"{e(str(link))}\"",
-        rf"rename(at2)?\(.*\"{e(str(link))}\".*\"{e(str(original))}\"", _fsync(original.parent))
+        lines,
+        _fsync(temporary),
+        rf"rename(at2)?\(.*\"{e(str(temporary))}\".*\"{e(str(copy))}\"",
+        _fsync(copy.parent),
+        rf"link(at)?\(.*\"{e(str(original))}\".*\"{e(str(backup))}\"",
+        _fsync(original.parent),
+        rf"symlink(at)?\(.*\"{e(str(link))}\"",
+        rf"rename(at2)?\(.*\"{e(str(link))}\".*\"{e(str(original))}\"",
+        _fsync(original.parent),
+    )
     assert order == sorted(order)
 
 
@@ -117,8 +154,12 @@ def test_symlink_evict_restores_the_original_durably_before_deleting_the_copy(wo
     backup = original.with_name(".d.mkv.cacherr-backup")
     e = re.escape
     order = _in_order(
-        lines, rf"rename(at2)?\(.*\"{e(str(backup))}\".*\"{e(str(original))}\"",
-        _fsync(original.parent), rf"unlink(at)?\(.*\"{e(str(copy))}\"", _fsync(copy.parent))
+        lines,
+        rf"rename(at2)?\(.*\"{e(str(backup))}\".*\"{e(str(original))}\"",
+        _fsync(original.parent),
+        rf"unlink(at)?\(.*\"{e(str(copy))}\"",
+        _fsync(copy.parent),
+    )
     assert order == sorted(order)
     assert _index(lines, rf"unlink(at)?\(.*\"{e(str(copy))}\"") > order[1]
 
@@ -131,6 +172,7 @@ def test_an_idle_cycle_makes_no_syscall_on_a_slow_branch_path(world, tmp_path, l
     # Strings cut to nothing: the database's own pages name the branches; paths stay whole.
     lines = _trace(world, tmp_path, layout, "idle", rel, string_bytes=0)
     assert any(world.fast in line for line in lines)  # the trace does see branch paths
-    touching = [line for line in lines for slow in world.slow
-                if slow in line and "execve(" not in line]  # argv names them; no access
+    touching = [
+        line for line in lines for slow in world.slow if slow in line and "execve(" not in line
+    ]  # argv names them; no access
     assert touching == []

@@ -17,20 +17,35 @@ from cacherr.engine.rows import ROWS
 from cacherr.state.ledger import FileIdentity
 
 
-@pytest.mark.parametrize("relative_path", [
-    "Movies/A (2020)/A.mkv", "TV/Show/Season 01/S01E01 – ünïcode 日本.mkv",
-    "Movies/name with\nnewline/x.mkv", "Movies/..hidden../x.mkv", "Movies/.x.mkv",
-])
+@pytest.mark.parametrize(
+    "relative_path",
+    [
+        "Movies/A (2020)/A.mkv",
+        "TV/Show/Season 01/S01E01 – ünïcode 日本.mkv",
+        "Movies/name with\nnewline/x.mkv",
+        "Movies/..hidden../x.mkv",
+        "Movies/.x.mkv",
+    ],
+)
 def test_ordinary_and_odd_but_safe_paths_are_accepted(relative_path):
     assert "/".join(split_relative(relative_path)) == relative_path
 
 
-@pytest.mark.parametrize(("relative_path", "reason"), [
-    ("", "empty"), ("Movies/a\0b.mkv", "NUL"), ("/mnt/user/Movies/a.mkv", "absolute"),
-    ("Movies/../../etc/passwd", "'..'"), ("Movies/./a.mkv", "'.'"), ("Movies//a.mkv", "''"),
-    ("Movies/" + "x" * 256, "255 bytes"), ("Movies/.a.mkv.cacherr-tmp", "working names"),
-    ("Movies/.a.mkv.cacherr-backup", "working names"), ("a.mkv", "inside a share"),
-])
+@pytest.mark.parametrize(
+    ("relative_path", "reason"),
+    [
+        ("", "empty"),
+        ("Movies/a\0b.mkv", "NUL"),
+        ("/mnt/user/Movies/a.mkv", "absolute"),
+        ("Movies/../../etc/passwd", "'..'"),
+        ("Movies/./a.mkv", "'.'"),
+        ("Movies//a.mkv", "''"),
+        ("Movies/" + "x" * 256, "255 bytes"),
+        ("Movies/.a.mkv.cacherr-tmp", "working names"),
+        ("Movies/.a.mkv.cacherr-backup", "working names"),
+        ("a.mkv", "inside a share"),
+    ],
+)
 def test_paths_that_could_escape_or_collide_are_refused_with_the_reason(relative_path, reason):
     with pytest.raises(Refused) as raised:
         split_relative(relative_path)
@@ -56,9 +71,19 @@ def test_the_kill_hook_parses_name_and_count_and_counts_checkpoints():
 
 
 def test_an_action_survives_the_journal_round_trip():
-    action = Action("evict", "symlink", "backup", "Movies/Ü/ü.mkv", "/cache/dir", "/media",
-                    FileIdentity(1, 2, 3), FileIdentity(1, 2, 4), ".ü.mkv.cacherr-backup",
-                    "/plex/dir/Movies/Ü/ü.mkv", ("/cache/dir/Movies", "/cache/dir/Movies/Ü"))
+    action = Action(
+        "evict",
+        "symlink",
+        "backup",
+        "Movies/Ü/ü.mkv",
+        "/cache/dir",
+        "/media",
+        FileIdentity(1, 2, 3),
+        FileIdentity(1, 2, 4),
+        ".ü.mkv.cacherr-backup",
+        "/plex/dir/Movies/Ü/ü.mkv",
+        ("/cache/dir/Movies", "/cache/dir/Movies/Ü"),
+    )
     assert Action.from_json(action.to_json()) == action
     assert str(action.backup_path) == "/media/Movies/Ü/.ü.mkv.cacherr-backup"
 
@@ -69,12 +94,13 @@ def test_block_hashing_in_threads_is_the_sha256_of_the_block_digests_in_order():
     with BackgroundHasher(block, workers=2) as hasher:
         for offset in range(0, len(data), block):
             buffer = hasher.take()
-            piece = data[offset:offset + block]
-            buffer[:len(piece)] = piece
+            piece = data[offset : offset + block]
+            buffer[: len(piece)] = piece
             hasher.submit(buffer, len(piece))
         digest = hasher.hexdigest()
-    expected = hashlib.sha256(b"".join(
-        hashlib.sha256(data[i:i + block]).digest() for i in range(0, len(data), block)))
+    expected = hashlib.sha256(
+        b"".join(hashlib.sha256(data[i : i + block]).digest() for i in range(0, len(data), block))
+    )
     assert digest == expected.hexdigest()
 
 

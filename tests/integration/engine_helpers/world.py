@@ -41,8 +41,12 @@ class World:
 
     @classmethod
     def of(cls, box, state_dir: Path) -> World:
-        world = cls(str(box.fast), tuple(str(s) for s in box.slow),
-                    str(box.view) if box.view else None, str(state_dir))
+        world = cls(
+            str(box.fast),
+            tuple(str(s) for s in box.slow),
+            str(box.view) if box.view else None,
+            str(state_dir),
+        )
         world.symlink_dir.mkdir(exist_ok=True)
         world.symlink_root.mkdir(exist_ok=True)
         return world
@@ -50,12 +54,21 @@ class World:
     def engine(self, layout: str, ledger: Ledger | None = None, **options) -> Engine:
         ledger = ledger or Ledger.open(self.state_dir)
         if layout == "union":
-            union = UnionLayout(view=Path(self.view) if self.view else None,  # type: ignore[arg-type]
-                                fast=Path(self.fast), slow=tuple(Path(s) for s in self.slow))
+            union = UnionLayout(
+                view=Path(self.view) if self.view else None,  # type: ignore[arg-type]
+                fast=Path(self.fast),
+                slow=tuple(Path(s) for s in self.slow),
+            )
             return Engine(ledger, layout="union", original="shadow", union=union, **options)
         symlink = SymlinkLayout(dir=self.symlink_dir, plex_dir=str(self.symlink_dir))
-        return Engine(ledger, layout="symlink", original="backup", symlink=symlink,
-                      roots=[self.symlink_root], **options)
+        return Engine(
+            ledger,
+            layout="symlink",
+            original="backup",
+            symlink=symlink,
+            roots=[self.symlink_root],
+            **options,
+        )
 
     def plex_path(self, layout: str, relative_path: str) -> Path:
         """The path Plex reads: through the merged view, or the (possibly symlinked) original."""
