@@ -6,6 +6,7 @@ can finish or roll back anything a crash interrupted (recovery.py). The durable 
 in copy.py, the path and device guards in paths.py, the per-row step sequences in rows.py.
 """
 
+from cacherr.engine.bandwidth import BandwidthLimiter
 from cacherr.engine.engine import Engine, Result
 from cacherr.engine.errors import (
     Cancelled,
@@ -19,6 +20,7 @@ from cacherr.engine.errors import (
 from cacherr.engine.recovery import RecoveredAction
 
 __all__ = [
+    "BandwidthLimiter",
     "Cancelled",
     "CopyFailed",
     "Engine",

@@ -46,7 +46,10 @@ class Engine:
     originals), the `original` policy for new caches, and the copy settings. `cancel` is
     checked between chunks (set it from a SIGTERM handler); `progress(done, total)` is
     called after each chunk; `session_check(relative_path)` returns True while a player
-    reads the file. Call `recover()` at start-up, before any action.
+    reads the file; `throttle(size_bytes)` paces each chunk (a shared BandwidthLimiter for
+    `cache.bandwidth`). Call `recover()` at start-up, before any action. One Engine per
+    thread, each with its own Ledger connection (SQLite connections stay in their thread);
+    they share the database and its journal safely.
     """
 
     def __init__(

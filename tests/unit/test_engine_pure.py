@@ -10,6 +10,7 @@ import pytest
 
 from cacherr.engine import Refused
 from cacherr.engine.actions import Action
+from cacherr.engine.bandwidth import BandwidthLimiter
 from cacherr.engine.checkpoints import Checkpoints
 from cacherr.engine.hashing import BackgroundHasher
 from cacherr.engine.paths import backup_path, link_temp_path, split_relative, temp_path
@@ -106,3 +107,20 @@ def test_block_hashing_in_threads_is_the_sha256_of_the_block_digests_in_order():
 
 def test_the_two_default_rows_are_built_and_the_others_are_not_yet():
     assert set(ROWS) == {("union", "shadow"), ("symlink", "backup")}
+
+
+def test_the_bandwidth_limiter_paces_transfers_to_the_configured_rate():
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = BandwidthLimiter(1_000_000, clock=lambda: now[0], sleep=sleep)
+    for _ in range(10):
+        limiter(500_000)  # 5 MB at 1 MB/s: the first second's budget is free, then 4 s
+    assert sum(slept) == pytest.approx(4.0)
+    assert now[0] == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="positive"):
+        BandwidthLimiter(0)
