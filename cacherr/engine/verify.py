@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-SEGMENT_BYTES = 128 * 1024 * 1024
+SEGMENT_BYTES = 16 * 1024 * 1024
 
 
 class OverlappedVerifier:
@@ -45,9 +45,7 @@ class OverlappedVerifier:
     def written(self, done: int) -> None:
         """The copy has written `done` bytes; hand every complete segment to the re-reader."""
         if done - self._queued_to >= self._segment:
-            end = done - (done - self._queued_to) % self._segment
-            os.fdatasync(self._target_fd)  # clean pages: DONTNEED can drop them
-            self._queue(end)
+            self._queue(done - (done - self._queued_to) % self._segment)
 
     def finish(self, total: int) -> list[bytes]:
         """After the final fsync: re-read the rest, wait; return the block digests in order."""
@@ -60,7 +58,6 @@ class OverlappedVerifier:
     def _queue(self, end: int) -> None:
         if end > self._queued_to:
             start, self._queued_to = self._queued_to, end
-            os.posix_fadvise(self._target_fd, start, end - start, os.POSIX_FADV_DONTNEED)
             self._ranges.put((start, end))
 
     def _run(self) -> None:
@@ -69,6 +66,9 @@ class OverlappedVerifier:
             with memoryview(buffer) as view:
                 while (item := self._ranges.get()) is not None:
                     start, end = item
+                    # Flush here, not in the copying thread, so the copy never waits for the
+                    # disk; then the range's pages are clean and DONTNEED really drops them.
+                    os.fdatasync(self._target_fd)
                     os.posix_fadvise(self._reader, start, end - start, os.POSIX_FADV_DONTNEED)
                     for offset in range(start, end, self._block):
                         length = min(self._block, end - offset)
