@@ -26,7 +26,7 @@ from cacherr.cycle.evicting import UnknownPath, resolve
 from cacherr.cycle.execute import Report, execute
 from cacherr.cycle.gather import fast_root, record_round
 from cacherr.cycle.listing import cached_files
-from cacherr.cycle.once import plan_cycle, symlink_roots
+from cacherr.cycle.once import make_engine, plan_cycle
 from cacherr.cycle.transfers import Transfer, TransferQueue
 from cacherr.engine import Engine
 from cacherr.health import HealthState
@@ -197,8 +197,7 @@ class Service:
                 log.info("recovered: %s", action)
 
     def _engine(self, ledger: Ledger) -> Engine:
-        return Engine.from_config(ledger, self.config.cache, roots=symlink_roots(self.config),
-                                  cancel=self.cancel)
+        return make_engine(self.config, ledger, cancel=self.cancel)
 
     @staticmethod
     def _sources_used(config: Config) -> list[str]:

@@ -12,8 +12,7 @@ from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cacherr.commands.config_file import ConfigUnavailable, load_config
 from cacherr.config.units import parse_duration
 from cacherr.cycle.evicting import UnknownPath, evict_paths, resolve
-from cacherr.cycle.once import symlink_roots
-from cacherr.engine import Engine
+from cacherr.cycle.once import make_engine
 from cacherr.state.ledger import Ledger
 from cacherr.state.lock import AlreadyRunning, RunLock
 
@@ -43,7 +42,7 @@ def run(args) -> int:
                 print(f"cacherr evict: {line}", file=sys.stderr)
             ledger.close()
             return EXIT_USAGE
-        engine = Engine.from_config(ledger, config.cache, roots=symlink_roots(config))
+        engine = make_engine(config, ledger)
         engine.recover()
         outcome = evict_paths(engine, ledger, paths, hold_seconds=hold_seconds)
         ledger.close()

@@ -13,9 +13,8 @@ import threading
 
 from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cacherr.commands.config_file import ConfigUnavailable, load_config
-from cacherr.cycle.once import run_cycle, symlink_roots
+from cacherr.cycle.once import make_engine, run_cycle
 from cacherr.cycle.progress import Progress
-from cacherr.engine import Engine
 from cacherr.state.ledger import Ledger
 from cacherr.state.lock import AlreadyRunning, RunLock
 from cacherr.state.statedir import StateDirError, check_state_dir
@@ -57,8 +56,7 @@ def _once(config, *, dry_run: bool) -> int:
     ledger = Ledger.open(config.state_dir)
     try:
         progress = Progress()
-        engine = Engine.from_config(ledger, config.cache, roots=symlink_roots(config),
-                                    cancel=cancel, progress=progress)
+        engine = make_engine(config, ledger, cancel=cancel, progress=progress)
         recovered = engine.recover()
         for action in recovered:
             log.info("recovered: %s", action)

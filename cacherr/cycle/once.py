@@ -18,7 +18,7 @@ from cacherr.cycle.gather import (
     measure_space,
     record_round,
 )
-from cacherr.engine import Engine
+from cacherr.engine import BandwidthLimiter, Engine
 from cacherr.planner import Plan, make_plan
 from cacherr.sources.pathmap import PathMapper
 from cacherr.sources.select import select_all
@@ -53,6 +53,13 @@ def live_host_paths(config: Config, selection: SelectionResult) -> list[str]:
 
 def symlink_roots(config: Config) -> list:
     return [] if config.cache.layout == "union" else [m.host for m in config.paths]
+
+
+def make_engine(config: Config, ledger: Ledger, **hooks) -> Engine:
+    """The engine for this config: its layout, the host roots, and `cache.bandwidth`."""
+    if config.cache.bandwidth_bytes_per_second:
+        hooks.setdefault("throttle", BandwidthLimiter(config.cache.bandwidth_bytes_per_second))
+    return Engine.from_config(ledger, config.cache, roots=symlink_roots(config), **hooks)
 
 
 def plan_cycle(config: Config, ledger: Ledger, *, now: float | None = None,
