@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run everything on a throw-away sandbox")
     demo.add_argument("--once", action="store_true", help="exit after the demo cycle")
+    demo.add_argument("--layout", choices=["auto", "union", "symlink"], default="auto",
+                      help="union needs root and mergerfs; auto picks it when it can")
     return parser
 
 
