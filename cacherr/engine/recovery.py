@@ -68,6 +68,9 @@ def recover_entry(journal: Journal, ledger: Ledger, entry: JournalEntry) -> Reco
     row = ROWS[(action.layout, action.original)]
     decide = row.recover_cache if action.kind == "cache" else row.recover_evict
     decision = decide(action)
+    # The disks are settled, the journal not yet: a crash here must lead the next recovery
+    # to the same decision (the crash tests kill here).
+    journal.checkpoints.reached("recovery-decided")
     settle(journal, ledger, entry.action_id, action, decision)
     log.info(
         "recovered %s of %s (steps done: %s): %s",

@@ -169,3 +169,36 @@ def test_sigkill_at_every_step_and_inside_copies_always_recovers_to_complete_fil
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-s"]))
+
+
+CRASHES_DURING_RECOVERY = [
+    ("union", "cache", "copy-chunk:3"),
+    ("union", "cache", "renamed:1"),
+    ("union", "evict", "copy-unlinked:1"),
+    ("symlink", "cache", "backup-linked:1"),
+    ("symlink", "cache", "link-renamed:1"),
+    ("symlink", "evict", "backup-renamed:1"),
+]
+
+
+def test_a_recovery_killed_after_changing_the_disks_is_finished_by_the_next_one(tmp_path):
+    require_fuse()
+    with Sandbox(tmp_path / "mnt", disks=2) as box:
+        world = World.of(box, tmp_path / "state")
+        for n, (layout, kind, point) in enumerate(CRASHES_DURING_RECOVERY):
+            rel = f"Movies/R{n}/r.mkv"
+            here = World(world.fast, world.slow, world.view, str(tmp_path / f"state-{n}"))
+            _prepare(here, layout, kind, rel)
+            killed = _run(here, layout, kind, rel, "size", {"CACHERR_TEST_KILL_AT": point})
+            assert killed.returncode == -9, point
+            again = _run(
+                here, layout, "recover", rel, "size", {"CACHERR_TEST_KILL_AT": "recovery-decided:1"}
+            )
+            assert again.returncode == -9, f"{point}: recovery was not killed"
+            ledger = Ledger.open(here.state_dir)
+            try:
+                [recovered] = here.engine(layout, ledger=ledger).recover()
+            finally:
+                ledger.close()
+            assert recovered.state in ("done", "aborted")
+            _check(here, layout, rel)

@@ -28,6 +28,8 @@ def main(argv: list[str]) -> int:
             engine.cache(relative_path)
         elif kind == "evict":
             engine.evict(relative_path)
+        elif kind == "recover":
+            engine.recover()
         elif kind == "idle":
             # What a cycle with nothing to move asks of the engine.
             engine.recover()
