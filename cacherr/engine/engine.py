@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from cacherr.engine.steps import Context
 from cacherr.state.ledger import Ledger
 
 log = logging.getLogger(__name__)
+
+JOURNAL_KEEP_SECONDS = 7 * 86400  # finished actions stay this long, for debugging
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,13 @@ class Engine:
     # -- recovery ------------------------------------------------------------------
 
     def recover(self) -> list[RecoveredAction]:
-        """Finish or roll back every interrupted action; return what was decided."""
-        return recover_all(self.journal, self.ledger)
+        """Finish or roll back every interrupted action; return what was decided.
+
+        Also forget journal entries of actions that finished over a week ago.
+        """
+        recovered = recover_all(self.journal, self.ledger)
+        self.journal.prune(time.time() - JOURNAL_KEEP_SECONDS)
+        return recovered
 
     # -- cache -------------------------------------------------------------------
 

@@ -95,6 +95,15 @@ class Journal:
             )
         return entries
 
+    def prune(self, finished_before: float) -> int:
+        """Delete actions that finished before the given time (the ledger's `operations`
+        keep the history); return how many. Running actions are never pruned."""
+        cursor = self.conn.execute(
+            "DELETE FROM journal_actions WHERE state != 'running' AND finished_at < ?",
+            (finished_before,),
+        )
+        return cursor.rowcount
+
     def outcome(self, action_id: int) -> tuple[str, str]:
         row = self.conn.execute(
             "SELECT state, outcome FROM journal_actions WHERE id = ?", (action_id,)

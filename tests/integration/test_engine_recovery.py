@@ -98,3 +98,21 @@ def test_an_interrupted_action_blocks_new_actions_on_that_file_until_recovered(w
     engine.recover()
     assert engine.cache(rel).outcome == "cached"
     assert FileIdentity.of(Path(world.fast) / rel) == ledger.get(rel).fast
+
+
+def test_recovery_prunes_finished_journal_entries_after_a_week_and_keeps_running_ones(world):
+    rel = "Movies/P/p.mkv"
+    world.write_original("union", rel, DATA)
+    ledger = Ledger.open(world.state_dir)
+    engine = world.engine("union", ledger=ledger)
+    engine.cache(rel)
+    engine.evict(rel)
+    ledger.conn.execute("UPDATE journal_actions SET finished_at = finished_at - 8 * 86400")
+    _, running = _begin(world, "union", rel)
+    assert engine.journal.prune(0) == 0  # nothing finished before the epoch
+    [recovered] = engine.recover()
+    assert recovered.relative_path == rel
+    rows = ledger.conn.execute("SELECT state FROM journal_actions").fetchall()
+    assert [row["state"] for row in rows] == ["aborted"]  # the one just recovered
+    # The pruned actions took their steps with them (ON DELETE CASCADE).
+    assert ledger.conn.execute("SELECT count(*) FROM journal_steps").fetchone()[0] == 0
