@@ -251,7 +251,7 @@ class Engine:
                     "the symlink layout skips hardlinked files",
                 )
             paths.require_physical(candidate)
-            paths.require_fast_branch(cache_dir)
+            paths.require_cache_dir(cache_dir)
             paths.require_other_device(cache_dir, candidate)
             self._require_owner(original, st)
             created = paths.walk_folders(cache_dir, parts)
@@ -324,7 +324,10 @@ class Engine:
             raise Refused(relative_path, f"{entry.layout}/{entry.original} is not supported yet")
         try:
             # An unmounted pool would look like a vanished copy; refuse rather than untrack.
-            paths.require_fast_branch(Path(entry.fast_branch))
+            if entry.layout == "union":
+                paths.require_fast_branch(Path(entry.fast_branch))
+            else:
+                paths.require_cache_dir(Path(entry.fast_branch))
             paths.walk_folders(Path(entry.fast_branch), parts)
             paths.walk_folders(Path(entry.slow_branch), parts)
         except OSError as error:

@@ -110,6 +110,21 @@ def require_fast_branch(path: Path) -> None:
         raise Refused(path, "the fast branch is not a mounted file system (pool not mounted?)")
 
 
+def require_cache_dir(path: Path) -> None:
+    """Symlink layout: raise Refused unless `path` is a folder that survives a reboot.
+
+    On a generic Linux host the root file system is a disk and may hold the cache; on
+    Unraid it is RAM, so there (as for a pool) the folder must be on a mounted file system.
+    """
+    if not path.is_dir():
+        raise Refused(path, "the cache folder is missing")
+    mount = mounts.mount_of(path)
+    if mount.mount_point == "/" and mount.fs_type in mounts.VOLATILE_FS_TYPES:
+        raise Refused(
+            path, f"is on the root file system in RAM ({mount.fs_type}); is the pool mounted?"
+        )
+
+
 def require_physical(path: Path) -> None:
     """Raise Refused if `path` is on a FUSE file system (shfs, mergerfs): never swap there."""
     fs_type = mounts.mount_of(path).fs_type

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cacherr.config.model import UnionLayout
+from cacherr.config.model import SymlinkLayout, UnionLayout
 from cacherr.engine import Cancelled, CopyFailed, Engine, InUse, NoSpace, Refused, SourceChanged
 from cacherr.state.ledger import Ledger
 from cacherr.testing.sandbox import Sandbox
@@ -311,8 +311,6 @@ def test_sigterm_mid_copy_removes_the_partial_file_and_closes_the_action(world, 
 
 
 def test_a_symlink_root_on_a_fuse_union_is_refused(box, tmp_path):
-    from cacherr.config.model import SymlinkLayout
-
     rel = "Movies/F/f.mkv"
     box.write_file(rel, b"data")
     cache_dir = box.fast / "symlink-cache"

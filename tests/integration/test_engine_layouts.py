@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from cacherr.engine import Refused
+from cacherr.config.model import CacheConfig, Size, SymlinkLayout, Transfers, UnionLayout
+from cacherr.engine import Engine, NoSpace, Refused
 from cacherr.engine.paths import backup_path
 from cacherr.state.ledger import FileIdentity, Ledger
 from cacherr.testing.sandbox import Sandbox
-from tests.helpers import require_fuse
+from tests.helpers import require_fuse, require_root
 from tests.integration.engine_helpers.world import World
 
 DATA = os.urandom(300 * 1024)
@@ -138,9 +139,6 @@ def test_a_second_cache_of_the_same_file_is_refused(world):
 
 
 def test_a_row_not_built_yet_and_an_unknown_file_are_refused_with_the_reason(world):
-    from cacherr.config.model import UnionLayout
-    from cacherr.engine import Engine
-
     rel = "Movies/G/G.mkv"
     world.write_original("union", rel, DATA)
     union = UnionLayout(
@@ -156,9 +154,6 @@ def test_a_row_not_built_yet_and_an_unknown_file_are_refused_with_the_reason(wor
 
 
 def test_an_engine_built_from_the_cache_block_resolves_min_free_against_the_pool(world):
-    from cacherr.config.model import CacheConfig, Size, Transfers, UnionLayout
-    from cacherr.engine import Engine, NoSpace
-
     union = UnionLayout(
         view=Path(world.view), fast=Path(world.fast), slow=tuple(Path(s) for s in world.slow)
     )
@@ -182,3 +177,27 @@ def test_an_engine_built_from_the_cache_block_resolves_min_free_against_the_pool
     world.write_original("union", "Movies/H/H.mkv", DATA)
     with pytest.raises(NoSpace, match="min_free"):
         engine.cache("Movies/H/H.mkv")
+
+
+def test_the_symlink_layout_may_keep_copies_on_a_root_file_system_that_is_a_disk(tmp_path):
+    require_root()
+    with Sandbox(tmp_path / "mnt", disks=1, mergerfs=False) as box:
+        root = box.fast / "media"  # originals on another device (here, the tmpfs)
+        (root / "Movies/S").mkdir(parents=True)
+        original = root / "Movies/S/s.mkv"
+        original.write_bytes(DATA)
+        cache_dir = tmp_path / "ssd-cache"  # a plain folder on the (disk) root file system
+        cache_dir.mkdir()
+        layout = SymlinkLayout(dir=cache_dir, plex_dir="/plex/cache")
+        engine = Engine(
+            Ledger.open(tmp_path / "state"),
+            layout="symlink",
+            original="backup",
+            symlink=layout,
+            roots=[root],
+        )
+        engine.cache("Movies/S/s.mkv")
+        assert os.readlink(original) == "/plex/cache/Movies/S/s.mkv"
+        assert (cache_dir / "Movies/S/s.mkv").read_bytes() == DATA
+        assert engine.evict("Movies/S/s.mkv").outcome == "evicted"
+        assert original.read_bytes() == DATA and not original.is_symlink()
