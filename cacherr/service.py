@@ -26,7 +26,7 @@ from cacherr.cycle.evicting import UnknownPath, resolve
 from cacherr.cycle.execute import Report, execute
 from cacherr.cycle.gather import fast_root, record_round
 from cacherr.cycle.listing import cached_files
-from cacherr.cycle.once import make_engine, plan_cycle
+from cacherr.cycle.once import make_engine, plan_cycle, settle_mover_list
 from cacherr.cycle.transfers import Transfer, TransferQueue
 from cacherr.engine import Engine
 from cacherr.health import HealthState
@@ -87,6 +87,7 @@ class Service:
         self._report = Report()
         self._seen_sessions: set[tuple[str, int]] = set()
         self._live_files: set[str] = set()
+        self.mover_list = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -189,6 +190,8 @@ class Service:
         ledger = Ledger.open(self.config.state_dir)
         try:
             recovered = self._engine(ledger).recover()
+            if not self.dry_run:
+                self.mover_list = settle_mover_list(self.config, ledger)
         finally:
             ledger.close()
         if recovered:
@@ -389,7 +392,8 @@ class Service:
         with self._report_lock:
             report = self._report
         before = (report.cached_files, report.evicted_files, len(report.failures))
-        execute([action], engine, located, report, cancel=self.cancel)
+        execute([action], engine, located, report, cancel=self.cancel,
+                mover_list=self.mover_list)
         direction = "to_slow" if action.kind == "evict" else "to_cache"
         if len(report.failures) > before[2]:
             _, reason, _ = report.failures[-1]

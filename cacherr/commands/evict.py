@@ -12,7 +12,7 @@ from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cacherr.commands.config_file import ConfigUnavailable, load_config
 from cacherr.config.units import parse_duration
 from cacherr.cycle.evicting import UnknownPath, evict_paths, resolve
-from cacherr.cycle.once import make_engine
+from cacherr.cycle.once import make_engine, settle_mover_list
 from cacherr.state.ledger import Ledger
 from cacherr.state.lock import AlreadyRunning, RunLock
 
@@ -44,7 +44,9 @@ def run(args) -> int:
             return EXIT_USAGE
         engine = make_engine(config, ledger)
         engine.recover()
-        outcome = evict_paths(engine, ledger, paths, hold_seconds=hold_seconds)
+        mover_list = settle_mover_list(config, ledger)
+        outcome = evict_paths(engine, ledger, paths, hold_seconds=hold_seconds,
+                              mover_list=mover_list)
         ledger.close()
     finally:
         lock.release()

@@ -13,7 +13,7 @@ import threading
 
 from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cacherr.commands.config_file import ConfigUnavailable, load_config
-from cacherr.cycle.once import make_engine, run_cycle
+from cacherr.cycle.once import make_engine, run_cycle, settle_mover_list
 from cacherr.cycle.progress import Progress
 from cacherr.state.ledger import Ledger
 from cacherr.state.lock import AlreadyRunning, RunLock
@@ -60,8 +60,9 @@ def _once(config, *, dry_run: bool) -> int:
         recovered = engine.recover()
         for action in recovered:
             log.info("recovered: %s", action)
+        mover_list = None if dry_run else settle_mover_list(config, ledger)
         result = run_cycle(config, ledger, engine, dry_run=dry_run, cancel=cancel,
-                           on_start=progress.start)
+                           on_start=progress.start, mover_list=mover_list)
     finally:
         ledger.close()
         signal.signal(signal.SIGTERM, previous)

@@ -53,7 +53,8 @@ class EvictOutcome:
 
 
 def evict_paths(engine: Engine, ledger: Ledger, relative_paths: Iterable[str], *,
-                hold_seconds: float | None = None, now: float | None = None) -> EvictOutcome:
+                hold_seconds: float | None = None, now: float | None = None,
+                mover_list=None) -> EvictOutcome:
     """Evict each path (verified by the engine), then hold them out of plans if asked."""
     now = time.time() if now is None else now
     outcome = EvictOutcome()
@@ -70,5 +71,7 @@ def evict_paths(engine: Engine, ledger: Ledger, relative_paths: Iterable[str], *
                            if isinstance(error, kind)), "other")
             outcome.failed.append((path, f"{reason}: {error.reason}"))
             continue
+        if mover_list is not None:
+            mover_list.remove(result.fast_path)  # only once the eviction is durable
         (outcome.untracked if result.outcome == "untracked" else outcome.evicted).append(path)
     return outcome

@@ -12,9 +12,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cacherr.config.units import format_bytes
 from cacherr.cycle.locate import Located
+from cacherr.cycle.moverlist import MoverList
 from cacherr.engine import (
     Cancelled,
     CopyFailed,
@@ -78,9 +80,11 @@ class Report:
 def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict[str, Located],
             report: Report, *, cancel: threading.Event | None = None,
             on_start: Callable[[str], None] | None = None,
-            on_done: Callable[[PlannedAction, str], None] | None = None) -> Report:
+            on_done: Callable[[PlannedAction, str], None] | None = None,
+            mover_list: MoverList | None = None) -> Report:
     """Given the plan's actions in order, carry them out; return the report (updated).
-    `on_start(path)` is called before each transfer (the progress display)."""
+    `on_start(path)` is called before each transfer (the progress display). The mover
+    list gains an entry before its copy starts and loses it once the eviction is done."""
     for action in plan_actions:
         if action.kind == "skip":
             report.skipped[action.reason] += 1
@@ -91,9 +95,14 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
         direction = "to_slow" if action.kind == "evict" else "to_cache"
         if on_start is not None:
             on_start(action.relative_path)
+        fast_path = engine_fast_root(engine) / action.relative_path
+        if mover_list is not None and action.kind != "evict":
+            mover_list.add(fast_path)
         try:
             outcome = _carry_out(action, engine, located)
         except EngineError as error:
+            if mover_list is not None and action.kind != "evict":
+                mover_list.remove(fast_path)
             reason = next((name for kind, name in FAILURE_REASONS.items()
                            if isinstance(error, kind)), "other")
             log.warning("%s %s failed (%s): %s", action.kind, action.relative_path, reason,
@@ -101,9 +110,13 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
             report.failures.append((direction, reason, action.relative_path))
             continue
         except OSError as error:
+            if mover_list is not None and action.kind != "evict":
+                mover_list.remove(fast_path)
             log.warning("%s %s failed: %s", action.kind, action.relative_path, error)
             report.failures.append((direction, "io_error", action.relative_path))
             continue
+        if mover_list is not None and action.kind == "evict":
+            mover_list.remove(fast_path)
         if outcome == "cached":
             report.cached_files += 1
             report.cached_bytes += action.size_bytes
@@ -123,6 +136,11 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
         if on_done is not None:
             on_done(action, outcome)
     return report
+
+
+def engine_fast_root(engine: Engine) -> Path:
+    """The folder cached copies go to: the pool (union) or the cache dir (symlink)."""
+    return Path(engine.union.fast if engine.union is not None else engine.symlink.dir)
 
 
 def _carry_out(action: PlannedAction, engine: Engine, located: dict[str, Located]) -> str:

@@ -18,6 +18,7 @@ from cacherr.cycle.gather import (
     measure_space,
     record_round,
 )
+from cacherr.cycle.moverlist import MoverList
 from cacherr.engine import BandwidthLimiter, Engine
 from cacherr.planner import Plan, make_plan
 from cacherr.sources.pathmap import PathMapper
@@ -55,6 +56,13 @@ def symlink_roots(config: Config) -> list:
     return [] if config.cache.layout == "union" else [m.host for m in config.paths]
 
 
+def settle_mover_list(config: Config, ledger: Ledger) -> MoverList:
+    """The mover list rewritten from the ledger (after recovery: the ledger is the truth)."""
+    mover_list = MoverList(config.cache.mover_exclude_file)
+    mover_list.rewrite(str(entry.fast_path) for entry in ledger.files())
+    return mover_list
+
+
 def make_engine(config: Config, ledger: Ledger, **hooks) -> Engine:
     """The engine for this config: its layout, the host roots, and `cache.bandwidth`."""
     if config.cache.bandwidth_bytes_per_second:
@@ -85,6 +93,7 @@ def run_cycle(config: Config, ledger: Ledger, engine: Engine, *, dry_run: bool,
               now: float | None = None, rules: Sequence[Rule] | None = None,
               cancel: threading.Event | None = None,
               on_start: Callable[[str], None] | None = None,
+              mover_list: MoverList | None = None,
               select: Selector = select_all) -> CycleResult:
     """Select, plan and (unless `dry_run`) carry out the plan; return what happened."""
     selection, gathered, plan = plan_cycle(config, ledger, now=now, rules=rules, select=select)
@@ -102,6 +111,7 @@ def run_cycle(config: Config, ledger: Ledger, engine: Engine, *, dry_run: bool,
             else:
                 report.skipped[action.reason] += 1
         return CycleResult(selection, gathered, plan, report)
-    execute(plan.actions, engine, gathered.located, report, cancel=cancel, on_start=on_start)
+    execute(plan.actions, engine, gathered.located, report, cancel=cancel, on_start=on_start,
+            mover_list=mover_list)
     record_round(ledger, gathered.plan_input, selection.failed_rules, gathered)
     return CycleResult(selection, gathered, plan, report)

@@ -52,8 +52,9 @@ def write_rules(path: Path, fake: FakePlex, sandbox, state: Path) -> Path:
     return path
 
 
-def cacherr(rules: Path, *args: str, fake: FakePlex, timeout: float = 120):
-    env = dict(os.environ, **fake.env())
+def cacherr(rules: Path, *args: str, fake: FakePlex, timeout: float = 120,
+            env: dict[str, str] | None = None):
+    env = dict(os.environ, **fake.env(), **(env or {}))
     env.pop("CACHERR_CONFIG", None)
     return subprocess.run([sys.executable, "-m", "cacherr", "-c", str(rules), *args],
                           capture_output=True, text=True, env=env, timeout=timeout)

@@ -189,3 +189,30 @@ def test_a_file_someone_is_playing_is_not_evicted_until_the_session_ends(world):
     fake.stop_session("owner")
     assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
     assert EPISODE.format(s=1, e=3) not in on_fast(sandbox)
+
+
+def test_the_mover_list_follows_the_ledger_through_caching_eviction_and_a_crash(world, tmp_path):
+    from cacherr.cycle.moverlist import MoverList
+
+    fake, sandbox, written, rules = world
+    exclude = tmp_path / "state" / "mover-exclude.txt"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    exclude.write_text("/mnt/cache/Users/own-line.mkv\n")
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    listed = MoverList(exclude).entries()
+    assert listed == sorted(str(sandbox.fast / p) for p in on_fast(sandbox))
+    assert exclude.read_text().splitlines()[0] == "/mnt/cache/Users/own-line.mkv"
+
+    # Killed in the middle of a copy: the entry was written before the copy started.
+    fake.watchlist_add("owner", fake.scenario.movies[2].guid)
+    killed = cacherr(rules, "run", "--once", fake=fake,
+                     env={"CACHERR_TEST_KILL_AT": "copy-chunk:1"})
+    assert killed.returncode == -9
+    assert str(sandbox.fast / OTHER) in MoverList(exclude).entries()
+    assert OTHER not in on_fast(sandbox)
+
+    # The next command that takes the lock settles the list from the ledger.
+    assert cacherr(rules, "evict", "--all", fake=fake).returncode == 0
+    assert MoverList(exclude).entries() == []
+    assert exclude.read_text().splitlines()[0] == "/mnt/cache/Users/own-line.mkv"
+    assert_view_intact(sandbox, written)
