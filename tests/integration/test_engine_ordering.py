@@ -176,3 +176,34 @@ def test_an_idle_cycle_makes_no_syscall_on_a_slow_branch_path(world, tmp_path, l
         line for line in lines for slow in world.slow if slow in line and "execve(" not in line
     ]  # argv names them; no access
     assert touching == []
+
+
+# Invariant 5: besides media inside the roots and its own state, the engine reads only these.
+SYSTEM_FILES_ALLOWED = {"/proc/self/mountinfo"}
+
+
+@pytest.mark.parametrize("layout", ["union", "symlink"])
+def test_actions_touch_only_the_roots_the_state_and_allow_listed_system_files(
+    world, tmp_path, layout
+):
+    rel = "Movies/F/f.mkv"
+    world.write_original(layout, rel, os.urandom(10_000))
+    touched: set[str] = set()
+    for kind in ("cache", "evict"):
+        audit = tmp_path / f"audit-{kind}"
+        subprocess.run(
+            [sys.executable, "-m", "tests.integration.engine_helpers.run_action",
+             world.to_json(), layout, kind, rel],
+            cwd=REPO, check=True, timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO), "ENGINE_TEST_AUDIT_FILE": str(audit)},
+        )  # fmt: skip
+        touched |= set(audit.read_text().split("\n"))
+    mine = (str(tmp_path / "mnt"), world.state_dir)
+    runtime = {str(REPO), sys.prefix, sys.base_prefix}
+    runtime |= {os.path.realpath(p) for p in runtime}
+    outside = {
+        p for p in touched
+        if not any(p == r or p.startswith(r.rstrip("/") + "/") for r in (*mine, *runtime))
+    }  # fmt: skip
+    assert outside == SYSTEM_FILES_ALLOWED  # read (so the audit works), and nothing else
+    assert any(p.startswith(str(tmp_path / "mnt")) for p in touched)
