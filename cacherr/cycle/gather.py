@@ -54,7 +54,8 @@ def watched_from_plays(ledger: Ledger, plays: Iterable, rating_keys: Mapping[str
     for play in plays:
         for path in by_key.get(int(play.rating_key), []):
             since = first.get((path, play.user_name))
-            if since is not None and play.viewed_at >= since:
+            # Plex keeps play times in whole seconds.
+            if since is not None and play.viewed_at >= int(since):
                 users = watched.setdefault(path, {})
                 users[play.user_name] = max(users.get(play.user_name, 0.0), play.viewed_at)
     return watched
