@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 
 from cacherr.config.model import SymlinkLayout, UnionLayout
 from cacherr.engine import Cancelled, CopyFailed, Engine, InUse, NoSpace, Refused, SourceChanged
+from cacherr.host.mounts import mount_of
 from cacherr.state.ledger import Ledger
 from cacherr.testing.sandbox import Sandbox
 from tests.helpers import require_fuse, require_tool
@@ -28,6 +31,17 @@ def box(tmp_path):
     require_fuse()
     with Sandbox(tmp_path / "mnt", disks=2, fast_size_bytes=4 * MiB) as sandbox:
         yield sandbox
+
+
+@pytest.fixture
+def root_fs_dir(tmp_path):
+    """A folder on the root file system, where an unmounted pool's folder would be."""
+    if mount_of(tmp_path).mount_point == "/":
+        yield tmp_path
+        return
+    folder = Path(tempfile.mkdtemp(dir="/", prefix="cacherr-test-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -187,8 +201,10 @@ def test_a_read_only_pool_is_a_clear_error_and_changes_nothing(world):
     _assert_untouched(world, rel, data)
 
 
-def test_an_unmounted_pool_a_plain_folder_on_the_root_file_system_is_refused(box, tmp_path):
-    plain = tmp_path / "unmounted-pool"
+def test_an_unmounted_pool_a_plain_folder_on_the_root_file_system_is_refused(
+    box, tmp_path, root_fs_dir
+):
+    plain = root_fs_dir / "unmounted-pool"
     (plain / "Movies").mkdir(parents=True)
     rel = "Movies/U/u.mkv"
     box.write_file(rel, b"data")
@@ -328,15 +344,20 @@ def test_a_symlink_root_on_a_fuse_union_is_refused(box, tmp_path):
     assert list(cache_dir.iterdir()) == []
 
 
-def test_an_evict_while_the_pool_is_unmounted_is_refused_and_keeps_the_record(world, box):
-    rel = "Movies/Gone/g.mkv"
-    world.write_original("union", rel, b"data")
-    ledger = Ledger.open(world.state_dir)
-    world.engine("union", ledger=ledger).cache(rel)
-    subprocess.run(["umount", "-l", world.fast], check=True)  # the pool is an empty folder now
-    try:
-        with pytest.raises(Refused, match="not a mounted file system"):
-            world.engine("union", ledger=ledger).evict(rel)
-        assert ledger.get(rel) is not None
-    finally:
-        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", world.fast], check=True)
+def test_an_evict_while_the_pool_is_unmounted_is_refused_and_keeps_the_record(
+    tmp_path, root_fs_dir
+):
+    require_fuse()
+    with Sandbox(root_fs_dir / "mnt", disks=1) as box:
+        world = World.of(box, tmp_path / "state")
+        rel = "Movies/Gone/g.mkv"
+        world.write_original("union", rel, b"data")
+        ledger = Ledger.open(world.state_dir)
+        world.engine("union", ledger=ledger).cache(rel)
+        subprocess.run(["umount", "-l", world.fast], check=True)  # an empty folder on / now
+        try:
+            with pytest.raises(Refused, match="not a mounted file system"):
+                world.engine("union", ledger=ledger).evict(rel)
+            assert ledger.get(rel) is not None
+        finally:
+            subprocess.run(["mount", "-t", "tmpfs", "tmpfs", world.fast], check=True)
