@@ -107,17 +107,13 @@ def durable_copy(
         )
         checkpoint("temp-created")
         if options.verify == "checksum":
-            digest, method = (
-                _copy_verified(
-                    source_fd, target_fd, temporary, st.st_size, options, checkpoint, source
-                ),
-                "read/write",
+            method = "read/write"  # the bytes pass through user space to be hashed
+            digest = _copy_verified(
+                source_fd, target_fd, temporary, st.st_size, options, checkpoint, source
             )
         else:
-            digest, method = (
-                None,
-                _copy_kernel(source_fd, target_fd, st.st_size, options, checkpoint, source),
-            )
+            digest = None
+            method = _copy_kernel(source_fd, target_fd, st.st_size, options, checkpoint, source)
             os.fsync(target_fd)
             checkpoint("temp-synced")
             if os.fstat(target_fd).st_size != st.st_size:
