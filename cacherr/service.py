@@ -22,6 +22,7 @@ import schedule
 from cacherr.config import loader
 from cacherr.config.errors import ConfigError
 from cacherr.config.model import Config
+from cacherr.cycle.defer import defer_reason
 from cacherr.cycle.evicting import UnknownPath, resolve
 from cacherr.cycle.execute import Report, execute
 from cacherr.cycle.gather import fast_root, record_round
@@ -375,7 +376,8 @@ class Service:
 
     def _transfer(self, transfer: Transfer, engine: Engine, ledger: Ledger) -> None:
         action = transfer.action
-        held = self._guard_holds()
+        held = self._guard_holds() or defer_reason(self.config, ledger, action.relative_path,
+                                                   self._live_files)
         if held:
             log.info("%s of %s waits: %s", action.kind, action.relative_path, held)
             self.metrics.record_skip(held)
@@ -402,14 +404,12 @@ class Service:
             self.metrics.record_move(direction, action.size_bytes)
 
     def _guard_holds(self) -> str | None:
-        """Why no new transfer may start now (mover, parity check, someone streaming)."""
+        """Why no new transfer may start now (the Unraid mover, a parity check)."""
         host = self.config.host
         if unraid.mover_running(host):
             return "mover_running"
         if unraid.parity_check_running(host):
             return "parity_check"
-        if self.config.cache.defer_while_playing == "any" and self._live_files:
-            return "deferred"
         return None
 
     def _send_summary(self) -> None:

@@ -81,7 +81,8 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
             report: Report, *, cancel: threading.Event | None = None,
             on_start: Callable[[str], None] | None = None,
             on_done: Callable[[PlannedAction, str], None] | None = None,
-            mover_list: MoverList | None = None) -> Report:
+            mover_list: MoverList | None = None,
+            defer: Callable[[str], str | None] | None = None) -> Report:
     """Given the plan's actions in order, carry them out; return the report (updated).
     `on_start(path)` is called before each transfer (the progress display). The mover
     list gains an entry before its copy starts and loses it once the eviction is done."""
@@ -93,6 +94,10 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
             report.skipped["aborted"] += 1
             continue
         direction = "to_slow" if action.kind == "evict" else "to_cache"
+        held = defer(action.relative_path) if defer is not None else None
+        if held:
+            report.skipped[held] += 1
+            continue
         if on_start is not None:
             on_start(action.relative_path)
         fast_path = engine_fast_root(engine) / action.relative_path

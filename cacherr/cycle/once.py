@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cacherr.config.model import Config, Rule
+from cacherr.cycle.defer import defer_reason
 from cacherr.cycle.execute import Report, execute
 from cacherr.cycle.gather import (
     Gathered,
@@ -111,7 +112,9 @@ def run_cycle(config: Config, ledger: Ledger, engine: Engine, *, dry_run: bool,
             else:
                 report.skipped[action.reason] += 1
         return CycleResult(selection, gathered, plan, report)
+    live = gathered.plan_input.live
     execute(plan.actions, engine, gathered.located, report, cancel=cancel, on_start=on_start,
-            mover_list=mover_list)
+            mover_list=mover_list,
+            defer=lambda path: defer_reason(config, ledger, path, live))
     record_round(ledger, gathered.plan_input, selection.failed_rules, gathered)
     return CycleResult(selection, gathered, plan, report)

@@ -216,3 +216,22 @@ def test_the_mover_list_follows_the_ledger_through_caching_eviction_and_a_crash(
     assert MoverList(exclude).entries() == []
     assert exclude.read_text().splitlines()[0] == "/mnt/cache/Users/own-line.mkv"
     assert_view_intact(sandbox, written)
+
+
+@pytest.mark.parametrize("mode", ["any", "same_disk"])
+def test_defer_while_playing_holds_transfers_while_someone_streams(world, mode):
+    fake, sandbox, written, rules = world
+    rules.write_text(rules.read_text().replace("  min_free: 1MiB\n",
+                                               f"  min_free: 1MiB\n  defer_while_playing: {mode}\n"))
+    fake.start_session("owner", fake.scenario.movies[2].rating_key)  # Other Movie streams
+    result = cacherr(rules, "run", "--once", fake=fake)
+    assert result.returncode == 0, result.stderr
+    cached = on_fast(sandbox)
+    other_disk = next(b for b in sandbox.slow if (b / OTHER).exists())
+    if mode == "same_disk":
+        same = {p for p in written if (other_disk / p).exists()} - {OTHER}
+        assert same and not (cached & same), "a transfer on the streamed disk ran"
+        assert cached, "transfers on other disks were held too"
+    else:
+        assert cached == set()
+    assert "deferred" in result.stderr
