@@ -5,6 +5,7 @@ Apprise delivers its events to a local receiver, a dead receiver notwithstanding
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +16,12 @@ from cacherr.metrics import CATALOGUE
 from cacherr.testing.fakeplex import FakePlex
 from cacherr.testing.sandbox import Sandbox
 from tests.e2e.cycle_support import populate, small_world, write_rules
-from tests.e2e.prometheus_helper import dashboard_queries, running_prometheus
+from tests.e2e.prometheus_helper import (
+    Query,
+    alert_queries,
+    dashboard_queries,
+    running_prometheus,
+)
 from tests.e2e.service_support import RunningService
 from tests.helpers import require_fuse, require_tool, wait_for
 
@@ -97,6 +103,14 @@ def test_the_running_service_is_watched_by_prometheus_promtool_and_apprise(obser
         prometheus.wait_for_targets_up(1)
         answers = prometheus.wait_for_results(dashboard_queries(), timeout_seconds=40)
         assert set(answers) == {query.expr for query in dashboard_queries()}
+        # Alert expressions are quiet while nothing is wrong; every series each one reads
+        # (with its label matchers) must exist in the scraped data.
+        series = [Query(query.origin, name + (labels or ""))
+                  for query in alert_queries()
+                  for name, labels in re.findall(
+                      r"\b(cacherr_[a-z0-9_]+|up|process_[a-z_]+)(\{[^}]*\})?", query.expr)]
+        assert len(series) >= len(alert_queries())
+        prometheus.wait_for_results(series, timeout_seconds=40)
     # source_down then source_recovered, and the dead receiver never stopped the loop.
     fake.fail("pms", "/", status=500)
     wait_for(lambda: any("down" in t.lower() for t in receiver.titles()), timeout_seconds=20,
