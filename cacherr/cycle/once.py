@@ -60,7 +60,7 @@ def symlink_roots(config: Config) -> list:
 def settle_mover_list(config: Config, ledger: Ledger) -> MoverList:
     """The mover list rewritten from the ledger (after recovery: the ledger is the truth)."""
     mover_list = MoverList(config.cache.mover_exclude_file)
-    mover_list.rewrite(str(entry.fast_path) for entry in ledger.files())
+    mover_list.rewrite(str(entry.fast_path) for entry in ledger.files(sidecars=True))
     return mover_list
 
 
@@ -68,7 +68,8 @@ def make_engine(config: Config, ledger: Ledger, **hooks) -> Engine:
     """The engine for this config: its layout, the host roots, and `cache.bandwidth`."""
     if config.cache.bandwidth_bytes_per_second:
         hooks.setdefault("throttle", BandwidthLimiter(config.cache.bandwidth_bytes_per_second))
-    return Engine.from_config(ledger, config.cache, roots=symlink_roots(config), **hooks)
+    return Engine.from_config(ledger, config.cache, roots=symlink_roots(config),
+                              host=config.host, **hooks)
 
 
 def plan_cycle(config: Config, ledger: Ledger, *, now: float | None = None,

@@ -19,7 +19,8 @@ class Action:
     Union layout: `fast_branch` is the pool, `slow_branch` the disk that holds the file,
     `relative_path` is share-relative. Symlink layout: `fast_branch` is the cache `dir`,
     `slow_branch` the host root that holds the original, `link_target` what the symlink
-    says (the copy as Plex sees it).
+    says (the copy as Plex sees it). Evict under `original: move`: `slow_branch` is where
+    the file goes back to, and `created_folders` are made there.
     """
 
     kind: str
@@ -33,6 +34,7 @@ class Action:
     backup_name: str | None = None
     link_target: str | None = None
     created_folders: tuple[str, ...] = field(default_factory=tuple)
+    sidecar_of: str | None = None  # a sidecar: the video it travels with
 
     @property
     def fast_path(self) -> Path:

@@ -1,36 +1,60 @@
-"""The public face of the file engine: cache, evict, recover."""
+"""The public face of the file engine: cache, adopt, evict, recover."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
-from cacherr.config.model import CacheConfig, SymlinkLayout, UnionLayout
-from cacherr.engine import paths
+from cacherr.config.model import CacheConfig, HostConfig, SymlinkLayout, UnionLayout
+from cacherr.engine import guards, paths, plans
 from cacherr.engine.actions import Action
 from cacherr.engine.checkpoints import Checkpoints
 from cacherr.engine.copy import DEFAULT_CHUNK_BYTES, CopyOptions, identity_of
-from cacherr.engine.errors import CopyFailed, EngineError, InUse, NoSpace, Refused, SourceChanged
+from cacherr.engine.errors import (
+    CopyFailed,
+    EngineError,
+    Held,
+    NoSpace,
+    Refused,
+    SourceChanged,
+)
 from cacherr.engine.journal import Journal
 from cacherr.engine.recovery import RecoveredAction, recover_all, recover_entry, settle
-from cacherr.engine.rows import ROWS, Decision
+from cacherr.engine.rows import Decision
+from cacherr.engine.sidecars import POLICIES, sidecar_names
 from cacherr.engine.steps import Context
-from cacherr.state.ledger import Ledger
+from cacherr.engine.table import ROWS
+from cacherr.state.ledger import CachedFile, Ledger
 
 log = logging.getLogger(__name__)
 
 JOURNAL_KEEP_SECONDS = 7 * 86400  # finished actions stay this long, for debugging
 
 
+class MoverListing(Protocol):
+    """The mover exclusion file (cacherr.cycle.moverlist.MoverList): the engine lists
+    sidecars itself, since the cycle only knows their videos."""
+
+    def add(self, fast_path: str | Path) -> None: ...
+
+    def remove(self, fast_path: str | Path) -> None: ...
+
+
 @dataclass(frozen=True)
 class Result:
-    """What one action did. `outcome`: cached | evicted | released | untracked."""
+    """What one action did. `outcome`: cached | adopted | evicted | released | untracked.
+
+    `sidecars`: the sidecars that came or went with the file; `detail`: anything the user
+    should hear about (a sidecar skipped, a merged view serving another copy).
+    """
 
     kind: str
     relative_path: str
@@ -39,20 +63,28 @@ class Result:
     fast_path: Path
     detail: str = ""
     view_serves_fast: bool | None = None  # union: the merged view's own answer, if it gives one
+    sidecars: tuple[str, ...] = ()
 
 
 class Engine:
-    """Carry out cache and evict actions for one layout row, journalled and recoverable.
+    """Carry out cache, adopt and evict actions for one layout row, journalled and recoverable.
 
     Given the ledger (whose database also holds the journal), the layout (`union` with a
     UnionLayout, or `symlink` with a SymlinkLayout and the host `roots` that hold the
-    originals), the `original` policy for new caches, and the copy settings. `cancel` is
-    checked between chunks (set it from a SIGTERM handler); `progress(done, total)` is
-    called after each chunk; `session_check(relative_path)` returns True while a player
-    reads the file; `throttle(size_bytes)` paces each chunk (a shared BandwidthLimiter for
-    `cache.bandwidth`). Call `recover()` at start-up, before any action. One Engine per
-    thread, each with its own Ledger connection (SQLite connections stay in their thread);
-    they share the database and its journal safely.
+    originals), the `original` policy for new caches, the `sidecars` policy, and the copy
+    settings. `cancel` is checked between chunks (set it from a SIGTERM handler);
+    `progress(done, total)` is called after each chunk; `session_check(relative_path)`
+    returns True while a player reads the file (asked again before each destructive
+    step); `throttle(size_bytes)` paces each chunk (a shared BandwidthLimiter for
+    `cache.bandwidth`). With `host`, no new transfer starts while the Unraid mover or a
+    parity check runs (Held), and a pool the share does not use is refused. `branch_locks`
+    allow one transfer per slow branch at a time (by default shared by the whole process);
+    copies run at idle I/O priority. `mover_list` (settable later) receives the sidecars'
+    fast paths before their copies and loses them after their eviction.
+
+    Call `recover()` at start-up, before any action. One Engine per thread, each with its
+    own Ledger connection (SQLite connections stay in their thread); they share the
+    database and its journal safely.
     """
 
     def __init__(
@@ -67,6 +99,10 @@ class Engine:
         verify: str = "size",
         min_free_bytes: int = 0,
         chunk_size_bytes: int = DEFAULT_CHUNK_BYTES,
+        sidecars: str = "none",
+        host: HostConfig | None = None,
+        branch_locks: guards.BranchLocks | None = None,
+        mover_list: MoverListing | None = None,
         cancel: threading.Event | None = None,
         progress: Callable[[int, int], None] | None = None,
         throttle: Callable[[int], None] | None = None,
@@ -77,11 +113,17 @@ class Engine:
             raise ValueError(f"layout {layout!r} needs its layout block")
         if verify not in ("size", "checksum"):
             raise ValueError(f"verify must be size or checksum, not {verify!r}")
+        if sidecars not in POLICIES:
+            raise ValueError(f"sidecars must be one of {', '.join(POLICIES)}, not {sidecars!r}")
         self.ledger = ledger
         self.layout, self.original = layout, original
         self.union, self.symlink = union, symlink
         self.roots = tuple(Path(root) for root in roots)
         self.min_free_bytes = min_free_bytes
+        self.sidecars = sidecars
+        self.host = host
+        self.branch_locks = branch_locks or guards.PROCESS_BRANCH_LOCKS
+        self.mover_list = mover_list
         self.cancel = cancel if cancel is not None else threading.Event()
         self.checkpoints = checkpoints or Checkpoints.from_environ(os.environ)
         self.journal = Journal(ledger, self.checkpoints)
@@ -96,9 +138,16 @@ class Engine:
 
     @classmethod
     def from_config(
-        cls, ledger: Ledger, cache: CacheConfig, *, roots: Sequence[Path] = (), **hooks
+        cls,
+        ledger: Ledger,
+        cache: CacheConfig,
+        *,
+        roots: Sequence[Path] = (),
+        host: HostConfig | None = None,
+        **hooks,
     ) -> Engine:
-        """Given the `cache:` block (and, for the symlink layout, the host roots), build one."""
+        """Given the `cache:` block (and, for the symlink layout, the host roots; `host`
+        for the Unraid guards), build one."""
         fast = cache.union.fast if cache.union else cache.symlink.dir  # type: ignore[union-attr]
         st = os.statvfs(fast)
         return cls(
@@ -110,6 +159,8 @@ class Engine:
             roots=roots,
             verify=cache.verify,
             min_free_bytes=cache.min_free.bytes_of(st.f_blocks * st.f_frsize),
+            sidecars=cache.sidecars,
+            host=host,
             **hooks,
         )
 
@@ -132,21 +183,81 @@ class Engine:
     # -- cache -------------------------------------------------------------------
 
     def cache(self, relative_path: str, *, root: Path | None = None) -> Result:
-        """Given a share-relative (union) or root-relative (symlink) path, cache the file.
+        """Given a share-relative (union) or root-relative (symlink) path, cache the file
+        and its sidecars.
 
-        Return a Result; raise Refused (nothing changed), NoSpace, SourceChanged,
-        Cancelled or CopyFailed (the partial copy removed, the original untouched).
+        Return a Result; raise Held (a guard holds new transfers), Refused (nothing
+        changed), NoSpace, SourceChanged, InUse, Cancelled or CopyFailed (the partial copy
+        removed, the original untouched). A sidecar that cannot come along is named in
+        the Result's detail; the video stays cached.
         """
         parts = paths.split_relative(relative_path)
-        row = ROWS.get((self.layout, self.original))
-        if row is None:
-            raise Refused(relative_path, f"{self.layout}/{self.original} is not supported yet")
+        if (self.layout, self.original) not in ROWS:
+            raise Refused(relative_path, f"{self.layout}/{self.original} is not supported")
         self._require_settled(relative_path)
-        if self.ledger.get(relative_path) is not None:
-            raise Refused(relative_path, "is already in the ledger")
-        plan = self._plan_union if self.layout == "union" else self._plan_symlink
+        entry = self.ledger.get(relative_path)
+        if entry is not None:
+            if entry.sidecar_of is None:
+                raise Refused(relative_path, "is already in the ledger")
+            # A rule wants for itself what came along with another video: keep it as is.
+            self.ledger.promote_sidecar(relative_path)
+            log.info("%s, cached as a sidecar, is now cached for itself", relative_path)
+            return Result(
+                "cache", relative_path, "cached", entry.fast.size_bytes, entry.fast_path,
+                detail="was a sidecar; now cached for itself",
+            )  # fmt: skip
+        guards.require_not_held(self.host, relative_path)
+        action = self._plan_cache(relative_path, parts, root)
+        with self._transfer(action.slow_branch):
+            self._run_cache(action)
+        notes = []
+        if action.original != self.original:
+            notes.append(f"hardlinked: cached as a {action.original}, the original stays")
+        serves = self._view_serves(action)
+        if serves is False:
+            log.warning(
+                "the merged view does not serve the fast copy of %s: is %s one of the "
+                "share's storages?",
+                relative_path,
+                action.fast_branch,
+            )
+            notes.append("the merged view serves another copy than the fast one")
+        symlink_root = Path(action.slow_branch) if self.layout == "symlink" else None
+        sidecars, skipped = self._bring_sidecars(
+            relative_path, action.slow_path.parent, symlink_root, guarded=True
+        )
+        return Result(
+            "cache",
+            relative_path,
+            "cached",
+            action.slow.size_bytes,
+            action.fast_path,
+            detail="; ".join(notes + skipped),
+            view_serves_fast=serves,
+            sidecars=tuple(sidecars),
+        )
+
+    def _plan_cache(
+        self,
+        relative_path: str,
+        parts: tuple[str, ...],
+        root: Path | None,
+        sidecar_of: str | None = None,
+    ) -> Action:
+        """The cache action for one file; Refused or NoSpace before anything is written."""
         try:
-            action = plan(relative_path, parts, root)
+            if self.layout == "union":
+                assert self.union is not None
+                action = plans.union_cache(
+                    self.union, self.original, relative_path, parts,
+                    host=self.host, sidecar_of=sidecar_of,
+                )  # fmt: skip
+            else:
+                assert self.symlink is not None
+                action = plans.symlink_cache(
+                    self.symlink, self.roots, self.original, relative_path, parts, root,
+                    sidecar_of=sidecar_of,
+                )  # fmt: skip
             free = paths.free_bytes(Path(action.fast_branch))
         except OSError as error:
             raise Refused(error.filename or relative_path, error.strerror or str(error)) from None
@@ -156,6 +267,12 @@ class Engine:
                 f"needs {action.slow.size_bytes} bytes and "
                 f"min_free {self.min_free_bytes}; {free} bytes free",
             )
+        return action
+
+    def _run_cache(self, action: Action) -> None:
+        """Journal and carry out a planned cache action; on any error, settle it from the
+        disks (as start-up recovery would) and raise the engine's error."""
+        row = ROWS[(action.layout, action.original)]
         action_id = self.journal.begin(action)
         try:
             fast = row.cache(self.context, action_id, action)
@@ -167,120 +284,12 @@ class Engine:
             raise
         settle(self.journal, self.ledger, action_id, action, Decision("done", "cached", fast))
         log.info(
-            "cached %s (%d bytes) to %s", relative_path, action.slow.size_bytes, action.fast_path
-        )
-        serves = self._view_serves(action)
-        if serves is False:
-            log.warning(
-                "the merged view does not serve the fast copy of %s: is %s one of the "
-                "share's storages?",
-                relative_path,
-                action.fast_branch,
-            )
-        return Result(
-            "cache",
-            relative_path,
-            "cached",
+            "cached %s (%d bytes, original: %s) to %s",
+            action.relative_path,
             action.slow.size_bytes,
+            action.original,
             action.fast_path,
-            view_serves_fast=serves,
         )
-
-    def _plan_union(self, relative_path: str, parts: tuple[str, ...], root: Path | None) -> Action:
-        union = self.union
-        assert union is not None
-        fast = Path(union.fast)
-        paths.require_outside(fast, union.view)
-        paths.require_fast_branch(fast)
-        share_top = fast / parts[0]
-        if not share_top.is_dir() or share_top.is_symlink():
-            raise Refused(
-                share_top,
-                "the share has no top-level folder on the fast branch; "
-                "cacherr never creates one (is the pool one of the share's storages?)",
-            )
-        created = paths.walk_folders(fast, parts)
-        if os.path.lexists(fast / relative_path):
-            raise Refused(fast / relative_path, "already on the fast branch (adopt it instead)")
-        for branch in union.slow:
-            paths.require_outside(Path(branch), union.view)
-            try:
-                if paths.walk_folders(Path(branch), parts):
-                    continue  # a folder is missing: the file is not on this branch
-            except FileNotFoundError:
-                continue  # the branch itself is gone (a removed disk)
-            st = paths.regular_file(Path(branch) / relative_path)
-            if st is None:
-                continue
-            paths.require_other_device(fast, Path(branch))
-            self._require_owner(Path(branch) / relative_path, st)
-            return Action(
-                "cache",
-                "union",
-                self.original,
-                relative_path,
-                str(fast),
-                str(branch),
-                identity_of(st),
-                created_folders=tuple(str(f) for f in created),
-            )
-        raise Refused(relative_path, "is on none of the slow branches")
-
-    def _plan_symlink(
-        self, relative_path: str, parts: tuple[str, ...], root: Path | None
-    ) -> Action:
-        layout = self.symlink
-        assert layout is not None
-        cache_dir = Path(layout.dir)
-        if root is not None and Path(root) not in self.roots:
-            raise Refused(root, "is not one of the configured roots")
-        for candidate in [Path(root)] if root is not None else self.roots:
-            try:
-                if paths.walk_folders(candidate, parts):
-                    continue
-            except FileNotFoundError:
-                continue
-            st = paths.regular_file(candidate / relative_path)
-            if st is None:
-                continue
-            original = candidate / relative_path
-            if st.st_nlink > 1:
-                raise Refused(
-                    original,
-                    f"has {st.st_nlink} hardlinks (still seeding?); "
-                    "the symlink layout skips hardlinked files",
-                )
-            paths.require_physical(candidate)
-            paths.require_cache_dir(cache_dir)
-            paths.require_other_device(cache_dir, candidate)
-            self._require_owner(original, st)
-            created = paths.walk_folders(cache_dir, parts)
-            for taken in (
-                cache_dir / relative_path,
-                paths.backup_path(original),
-                paths.link_temp_path(original),
-            ):
-                if os.path.lexists(taken):
-                    raise Refused(taken, "already exists; run doctor to sort it out")
-            link_target = layout.plex_dir.rstrip("/") + "/" + relative_path
-            return Action(
-                "cache",
-                "symlink",
-                self.original,
-                relative_path,
-                str(cache_dir),
-                str(candidate),
-                identity_of(st),
-                backup_name=paths.backup_path(original).name,
-                link_target=link_target,
-                created_folders=tuple(str(f) for f in created),
-            )
-        raise Refused(relative_path, "is under none of the roots")
-
-    @staticmethod
-    def _require_owner(path: Path, st: os.stat_result) -> None:
-        if os.geteuid() != 0 and st.st_uid != os.geteuid():
-            raise Refused(path, "its owner cannot be kept without root; skipped")
 
     def _view_serves(self, action: Action) -> bool | None:
         """Ask the merged view which branch serves the file (mergerfs, then shfs)."""
@@ -298,13 +307,164 @@ class Engine:
         except OSError:
             return None
 
+    # -- adopt -------------------------------------------------------------------
+
+    def adopt(self, relative_path: str, *, root: Path | None = None) -> Result:
+        """Given a wanted file that already sits on the fast branch (union layout), record
+        it without any copy: kind `adopted`, with its slow copy if one exists. Its sidecars
+        are adopted too when on the fast branch, else cached. Raise Refused if it is not
+        on the fast branch, is in the ledger already, or the layout is symlink.
+        """
+        parts = paths.split_relative(relative_path)
+        if self.layout != "union" or self.union is None:
+            raise Refused(relative_path, "only the union layout adopts files already cached")
+        self._require_settled(relative_path)
+        if self.ledger.get(relative_path) is not None:
+            raise Refused(relative_path, "is already in the ledger")
+        entry = self._adopt_entry(relative_path, parts)
+        log.info("adopted %s (already on %s)", relative_path, entry.fast_branch)
+        folder = entry.slow_path.parent if entry.slow_path else None
+        sidecars, skipped = self._bring_sidecars(relative_path, folder, None, guarded=False)
+        return Result(
+            "adopt",
+            relative_path,
+            "adopted",
+            entry.fast.size_bytes,
+            entry.fast_path,
+            detail="; ".join(skipped),
+            sidecars=tuple(sidecars),
+        )
+
+    def _adopt_entry(
+        self, relative_path: str, parts: tuple[str, ...], sidecar_of: str | None = None
+    ) -> CachedFile:
+        """Record (and return) the ledger entry of a file found on the fast branch."""
+        union = self.union
+        assert union is not None
+        fast = Path(union.fast)
+        try:
+            paths.require_outside(fast, union.view)
+            paths.require_fast_branch(fast)
+            plans.require_share_uses_pool(self.host, parts[0], fast)
+            missing = paths.walk_folders(fast, parts)
+            st = None if missing else paths.regular_file(fast / relative_path)
+            if st is None:
+                raise Refused(fast / relative_path, "is not on the fast branch")
+            slow_branch, slow = None, None
+            for branch in map(Path, union.slow):
+                try:
+                    if paths.walk_folders(branch, parts):
+                        continue
+                except FileNotFoundError:
+                    continue
+                found = paths.regular_file(branch / relative_path)
+                if found is not None:
+                    slow_branch, slow = str(branch), identity_of(found)
+                    break
+        except OSError as error:
+            raise Refused(error.filename or relative_path, error.strerror or str(error)) from None
+        entry = CachedFile(
+            relative_path=relative_path,
+            layout="union",
+            # A hardlinked file is only ever released: moving one name frees nothing.
+            original="shadow" if st.st_nlink > 1 else self.original,
+            kind="adopted",
+            fast_branch=str(fast),
+            fast=identity_of(st),
+            slow_branch=slow_branch,
+            slow=slow,
+            sidecar_of=sidecar_of,
+            cached_at=time.time(),
+        )
+        with self.ledger.transaction():
+            self.ledger.record(entry)
+            if sidecar_of is not None:
+                self.ledger.refer_sidecar(relative_path, sidecar_of)
+            self.ledger.log_operation("adopt", relative_path, "adopted", st.st_size)
+        return entry
+
+    # -- sidecars ----------------------------------------------------------------
+
+    def _bring_sidecars(
+        self, video: str, slow_folder: Path | None, root: Path | None, *, guarded: bool
+    ) -> tuple[list[str], list[str]]:
+        """After `video` was cached or adopted: cache, adopt or reference each sidecar.
+        `guarded`: they are part of the video's transfer (the guards were asked for it).
+
+        Return (the sidecars now with it, a note for each one that could not come).
+        """
+        if self.sidecars == "none":
+            return [], []
+        folder = video.rpartition("/")[0]
+        fast_folder = Path(self._fast_root()) / folder
+        names: set[str] = set()
+        for listed in filter(None, (slow_folder, fast_folder if self.layout == "union" else None)):
+            with contextlib.suppress(OSError):
+                names.update(os.listdir(listed))
+        brought, skipped = [], []
+        for name in sidecar_names(self.sidecars, video.rpartition("/")[2], names):
+            sidecar = f"{folder}/{name}"
+            try:
+                self._bring_sidecar(video, sidecar, fast_folder / name, root, guarded)
+            except EngineError as error:
+                log.warning("sidecar %s of %s stays where it is: %s", sidecar, video, error)
+                skipped.append(f"sidecar {name} not cached: {error.reason}")
+                if isinstance(error, Held):
+                    break
+                continue
+            brought.append(sidecar)
+        return brought, skipped
+
+    def _bring_sidecar(
+        self, video: str, sidecar: str, fast_path: Path, root: Path | None, guarded: bool
+    ) -> None:
+        parts = paths.split_relative(sidecar)
+        entry = self.ledger.get(sidecar)
+        if entry is not None:
+            if entry.sidecar_of is None:
+                raise Refused(sidecar, "is cached for itself already")
+            with self.ledger.transaction():
+                self.ledger.refer_sidecar(sidecar, video)
+            return
+        self._require_settled(sidecar)
+        if self.layout == "union" and os.path.lexists(fast_path):
+            self._list(fast_path)
+            try:
+                self._adopt_entry(sidecar, parts, sidecar_of=video)
+            except BaseException:
+                self._unlist(fast_path)
+                raise
+            return
+        if not guarded:
+            guards.require_not_held(self.host, sidecar)
+        action = self._plan_cache(sidecar, parts, root, sidecar_of=video)
+        self._list(action.fast_path)  # listed before its copy starts (invariant 9)
+        try:
+            with self._transfer(action.slow_branch):
+                self._run_cache(action)
+        except BaseException:
+            if self.ledger.get(sidecar) is None:
+                self._unlist(action.fast_path)
+            raise
+
+    def _list(self, fast_path: Path) -> None:
+        if self.mover_list is not None:
+            self.mover_list.add(fast_path)
+
+    def _unlist(self, fast_path: Path) -> None:
+        if self.mover_list is not None:
+            self.mover_list.remove(fast_path)
+
     # -- evict -------------------------------------------------------------------
 
     def evict(self, relative_path: str) -> Result:
-        """Given a ledger entry's path, put the file back as the ledger says it was cached.
+        """Given a ledger entry's path, put the file back as the ledger says it was cached
+        (adopted files: released, or moved back under `original: move`); then the
+        sidecars no cached video references any more.
 
         Return a Result (`untracked` when a copy changed under cacherr: nothing deleted);
-        raise Refused (not cached, unsafe setup), InUse (a player reads it), or an
+        raise Held, Refused (not cached, a sidecar still needed, unsafe setup), NoSpace
+        (no slow branch can take it back), InUse (a player reads it), or an
         OSError-derived EngineError after rolling the partial step back.
         """
         parts = paths.split_relative(relative_path)
@@ -312,16 +472,40 @@ class Engine:
         if entry is None:
             raise Refused(relative_path, "is not in the ledger")
         self._require_settled(relative_path)
-        if entry.kind == "adopted" or entry.slow is None or entry.slow_branch is None:
+        if entry.sidecar_of is not None:
+            videos = self.ledger.sidecar_refs(relative_path)
+            if videos:
+                raise Refused(
+                    relative_path, f"is a sidecar of {', '.join(videos)}; it leaves with them"
+                )
+        result = self._evict_entry(entry, parts, guarded=False)
+        gone = self._evict_orphan_sidecars(guarded=result.outcome != "released")
+        return replace(result, sidecars=tuple(gone)) if gone else result
+
+    def _evict_entry(self, entry: CachedFile, parts: tuple[str, ...], *, guarded: bool) -> Result:
+        """Evict one entry; `guarded`: the guards were asked already for this eviction."""
+        relative_path = entry.relative_path
+        move_back = entry.layout == "union" and entry.original == "move"
+        if entry.kind == "adopted" and not move_back or entry.slow is None and not move_back:
             with self.ledger.transaction():
                 self.ledger.forget(relative_path)
                 self.ledger.log_operation("evict", relative_path, "released")
+            log.info("released %s (left on %s for the mover)", relative_path, entry.fast_branch)
             return Result(
                 "evict", relative_path, "released", entry.fast.size_bytes, entry.fast_path
             )
-        row = ROWS.get((entry.layout, entry.original))
-        if row is None:
-            raise Refused(relative_path, f"{entry.layout}/{entry.original} is not supported yet")
+        if not guarded:
+            guards.require_not_held(self.host, relative_path)
+        action = self._plan_evict(entry, parts)
+        if isinstance(action, Result):
+            return action
+        with self._transfer(action.slow_branch):
+            return self._run_evict(entry, action)
+
+    def _plan_evict(self, entry: CachedFile, parts: tuple[str, ...]) -> Action | Result:
+        relative_path = entry.relative_path
+        created: list[Path] = []
+        original, slow_branch, slow = entry.original, entry.slow_branch, entry.slow
         try:
             # An unmounted pool would look like a vanished copy; refuse rather than untrack.
             if entry.layout == "union":
@@ -329,24 +513,49 @@ class Engine:
             else:
                 paths.require_cache_dir(Path(entry.fast_branch))
             paths.walk_folders(Path(entry.fast_branch), parts)
-            paths.walk_folders(Path(entry.slow_branch), parts)
+            if entry.kind == "adopted" and slow is not None:
+                # Released under `original: move` with a slow copy already there: drop the
+                # fast copy as a shadow's, if the two are the same file.
+                same = (slow.size_bytes, slow.mtime_ns) == (
+                    entry.fast.size_bytes, entry.fast.mtime_ns)  # fmt: skip
+                if not same:
+                    return self._untrack(entry, "its slow copy differs from the adopted fast "
+                                         "copy; both are left for you to compare")  # fmt: skip
+                original = "shadow"
+                paths.walk_folders(Path(slow_branch), parts)  # type: ignore[arg-type]
+            elif entry.layout == "union" and entry.original == "move":
+                branch, created = plans.move_back_target(
+                    entry, parts, union=self.union, host=self.host
+                )
+                slow_branch, slow = str(branch), slow or entry.fast
+            else:
+                paths.walk_folders(Path(slow_branch), parts)  # type: ignore[arg-type]
         except OSError as error:
             raise Refused(error.filename or relative_path, error.strerror or str(error)) from None
-        action = Action(
+        return Action(
             "evict",
             entry.layout,
-            entry.original,
+            original,
             relative_path,
             entry.fast_branch,
-            entry.slow_branch,
-            entry.slow,
+            slow_branch,  # type: ignore[arg-type]
+            slow,  # type: ignore[arg-type]
             entry.fast,
             backup_name=entry.backup_name,
+            created_folders=tuple(str(f) for f in created),
+            sidecar_of=entry.sidecar_of,
         )
+
+    def _run_evict(self, entry: CachedFile, action: Action) -> Result:
+        relative_path = action.relative_path
+        row = ROWS.get((action.layout, action.original))
+        if row is None:
+            raise Refused(relative_path, f"{action.layout}/{action.original} is not supported")
         action_id = self.journal.begin(action)
         try:
             row.evict(self.context, action_id, action)
         except SourceChanged as changed:
+            paths.remove_empty_folders([Path(f) for f in action.created_folders])
             decision = Decision("aborted", f"untracked: {changed}", untrack=True)
             settle(self.journal, self.ledger, action_id, action, decision)
             log.warning("untracked %s: %s", relative_path, changed)
@@ -358,20 +567,56 @@ class Engine:
                 entry.fast_path,
                 detail=str(changed),
             )
-        except InUse:
-            settle(self.journal, self.ledger, action_id, action, Decision("aborted", "in use"))
-            raise
         except OSError as error:
             self._undo(action_id)
             raise _engine_error(error, action.fast_path) from None
-        except BaseException:
+        except BaseException:  # InUse, Cancelled, ...: settled from the disks (rolled back)
             self._undo(action_id)
             raise
         settle(self.journal, self.ledger, action_id, action, Decision("done", "evicted"))
-        log.info("evicted %s from %s", relative_path, entry.fast_path)
+        log.info("evicted %s from %s to %s", relative_path, entry.fast_path, action.slow_path)
         return Result("evict", relative_path, "evicted", entry.fast.size_bytes, entry.fast_path)
 
+    def _untrack(self, entry: CachedFile, why: str) -> Result:
+        with self.ledger.transaction():
+            self.ledger.forget(entry.relative_path)
+            self.ledger.log_operation("evict", entry.relative_path, "untracked", detail=why)
+        log.warning("untracked %s: %s", entry.relative_path, why)
+        return Result(
+            "evict", entry.relative_path, "untracked", entry.fast.size_bytes, entry.fast_path,
+            detail=why,
+        )  # fmt: skip
+
+    def _evict_orphan_sidecars(self, *, guarded: bool) -> list[str]:
+        """Evict every sidecar whose last video has left; return those now gone. One that
+        cannot go now stays in the ledger (and the mover list) for the next eviction.
+        `guarded`: part of a transfer the guards were asked for."""
+        gone = []
+        for entry in self.ledger.orphan_sidecars():
+            try:
+                if self.journal.unfinished(entry.relative_path):
+                    continue
+                parts = paths.split_relative(entry.relative_path)
+                result = self._evict_entry(entry, parts, guarded=guarded)
+            except EngineError as error:
+                log.warning("sidecar %s stays for now: %s", entry.relative_path, error)
+                if isinstance(error, Held):
+                    break
+                continue
+            self._unlist(entry.fast_path)
+            gone.append(result.relative_path)
+        return gone
+
     # -- shared ------------------------------------------------------------------
+
+    def _fast_root(self) -> str:
+        return str(self.union.fast if self.union is not None else self.symlink.dir)  # type: ignore[union-attr]
+
+    @contextlib.contextmanager
+    def _transfer(self, slow_branch: str) -> Iterator[None]:
+        """One transfer per slow branch at a time, at idle I/O priority."""
+        with self.branch_locks.held(slow_branch, self.cancel), guards.idle_io_priority():
+            yield
 
     def _require_settled(self, relative_path: str) -> None:
         if self.journal.unfinished(relative_path):

@@ -37,3 +37,22 @@ class InUse(EngineError):
 
 class CopyFailed(EngineError):
     """An I/O error (EACCES, EROFS, EIO, a failed verification) stopped the copy."""
+
+
+class Held(EngineError):
+    """No new transfer may start now (invariant 7); the one in progress finishes.
+
+    `reason` is `mover_running` (the Unraid mover's PID file names a live process) or
+    `parity_check` (var.ini's mdResyncPos is not 0): the metrics' skip reasons.
+    """
+
+    WHY = {
+        "mover_running": "the Unraid mover is running",
+        "parity_check": "a parity check or rebuild is running",
+    }
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(path, reason)
+        self.args = (
+            f"{self.path}: held: {self.WHY.get(reason, reason)}; it starts once that ends",
+        )

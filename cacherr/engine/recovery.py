@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from cacherr.engine.actions import Action
 from cacherr.engine.journal import Journal, JournalEntry
-from cacherr.engine.rows import ROWS, Decision
+from cacherr.engine.rows import Decision
+from cacherr.engine.table import ROWS
 from cacherr.state.ledger import CachedFile, FileIdentity, Ledger
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def cached_entry(action: Action, fast: FileIdentity) -> CachedFile:
         slow_branch=action.slow_branch,
         slow=action.slow,
         backup_name=action.backup_name,
+        sidecar_of=action.sidecar_of,
         cached_at=time.time(),
     )
 
@@ -54,6 +56,8 @@ def settle(
     def ledger_change() -> None:
         if action.kind == "cache" and decision.state == "done" and decision.fast is not None:
             ledger.record(cached_entry(action, decision.fast))
+            if action.sidecar_of is not None:
+                ledger.refer_sidecar(action.relative_path, action.sidecar_of)
         elif decision.untrack or (action.kind == "evict" and decision.state == "done"):
             ledger.forget(action.relative_path)
         size = action.slow.size_bytes

@@ -1,6 +1,6 @@
 """The rows of SPEC §4's table: each a sequence of steps, and a recovery that decides from
-the disks (the journal only guides). Adding union/backup, union/move or symlink/move is a
-new class here that reuses steps.py; `ROWS` is how the engine finds one.
+the disks (the journal only guides). The rows that hide or remove the original are in
+rows_backup_move.py; table.py's `ROWS` is how the engine finds one.
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ class SymlinkBackup:
         copied = steps.copy_file(ctx, action_id, action.slow_path, action.fast_path, action)
         _require_identity(action.slow_path, action.slow, "original")
         steps.link_backup(ctx, action_id, action.slow_path, action.backup_path)
+        steps.require_idle(ctx, action)
         steps.swap_symlink(
             ctx, action_id, action.slow_path, action.link_temp_path, action.link_target or ""
         )
@@ -175,6 +176,3 @@ class SymlinkBackup:
             folder = folder.parent
         remove_empty_folders(folders)
         return Decision("done", "evicted")
-
-
-ROWS = {(row.layout, row.original): row for row in (UnionShadow(), SymlinkBackup())}

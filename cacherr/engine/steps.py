@@ -10,10 +10,11 @@ from pathlib import Path
 
 from cacherr.engine.actions import Action
 from cacherr.engine.checkpoints import Checkpoints
-from cacherr.engine.copy import CopyOptions, CopyResult, durable_copy
+from cacherr.engine.copy import CopyOptions, CopyResult, durable_copy, rename_noreplace
 from cacherr.engine.errors import InUse
 from cacherr.engine.journal import Journal
 from cacherr.engine.paths import fsync_folder, remove_empty_folders, remove_if_present
+from cacherr.state.ledger import FileIdentity
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,16 @@ class Context:
     session_check: Callable[[str], bool] | None  # True = a player is reading the file
 
 
-def make_folders(ctx: Context, action_id: int, action: Action) -> None:
-    """Create the action's missing fast-side folders with their slow counterparts' owner and mode."""
+def make_folders(ctx: Context, action_id: int, action: Action, *, to_slow: bool = False) -> None:
+    """Create the action's missing folders with their counterparts' owner and mode: on the
+    fast side (copied from the slow side), or with `to_slow` the other way round."""
+    here, there = (
+        (action.slow_branch, action.fast_branch)
+        if to_slow
+        else (action.fast_branch, action.slow_branch)
+    )
     for folder in map(Path, action.created_folders):
-        counterpart = Path(action.slow_branch) / folder.relative_to(action.fast_branch)
+        counterpart = Path(there) / folder.relative_to(here)
         st = os.stat(counterpart)
         try:
             os.mkdir(folder, 0o700)  # private until it has its final owner and mode
@@ -42,10 +49,16 @@ def make_folders(ctx: Context, action_id: int, action: Action) -> None:
 
 
 def copy_file(
-    ctx: Context, action_id: int, source: Path, target: Path, action: Action
+    ctx: Context,
+    action_id: int,
+    source: Path,
+    target: Path,
+    action: Action,
+    expected: FileIdentity | None = None,
 ) -> CopyResult:
-    """The durable copy of `source` (which must still be `action.slow`) to `target`."""
-    result = durable_copy(source, target, action.slow, ctx.copy_options)
+    """The durable copy of `source` (which must still be `expected`, by default
+    `action.slow`) to `target`."""
+    result = durable_copy(source, target, expected or action.slow, ctx.copy_options)
     ctx.journal.step(action_id, "copied")
     return result
 
@@ -71,9 +84,31 @@ def swap_symlink(
     ctx.journal.step(action_id, "swapped")
 
 
-def restore_backup(ctx: Context, action_id: int, backup: Path, original: Path) -> None:
-    """Atomically put the original back over the symlink."""
-    os.rename(backup, original)
+def hide_original(ctx: Context, action_id: int, original: Path, backup: Path) -> None:
+    """union / backup: rename the slow copy to its hidden backup name (never over a file)."""
+    rename_noreplace(original, backup)
+    ctx.checkpoints.reached("original-renamed")
+    fsync_folder(original.parent)
+    ctx.journal.step(action_id, "backed-up")
+
+
+def remove_original(ctx: Context, action_id: int, original: Path) -> None:
+    """original: move, once the copy is durable: delete the slow copy."""
+    os.unlink(original)
+    ctx.checkpoints.reached("original-unlinked")
+    fsync_folder(original.parent)
+    ctx.journal.step(action_id, "original-removed")
+
+
+def restore_backup(
+    ctx: Context, action_id: int, backup: Path, original: Path, *, replace: bool = True
+) -> None:
+    """Atomically put the original back: over the symlink, or (`replace=False`, the
+    union layout) at its free name."""
+    if replace:
+        os.rename(backup, original)
+    else:
+        rename_noreplace(backup, original)
     ctx.checkpoints.reached("backup-renamed")
     fsync_folder(original.parent)
     ctx.journal.step(action_id, "restored")
@@ -81,8 +116,11 @@ def restore_backup(ctx: Context, action_id: int, backup: Path, original: Path) -
 
 def require_idle(ctx: Context, action: Action) -> None:
     """Ask the sessions again just before a destructive step; raise InUse if playing."""
-    if ctx.session_check is not None and ctx.session_check(action.relative_path):
-        raise InUse(action.relative_path, "a player is reading it; not evicted now")
+    if ctx.session_check is None:
+        return
+    for path in filter(None, (action.relative_path, action.sidecar_of)):
+        if ctx.session_check(path):
+            raise InUse(action.relative_path, f"a player is reading {path}; {action.kind} it later")
 
 
 def remove_copy(ctx: Context, action_id: int, path: Path, keep_folder: Path) -> None:

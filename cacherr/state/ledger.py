@@ -130,9 +130,13 @@ class Ledger:
 
         Its attributions stay: they are the planner's memory of when each rule first
         selected the file (a `keep: {for: D}` must not start again after an eviction);
-        `prune_attributions` drops them once the rule stops selecting the file.
+        `prune_attributions` drops them once the rule stops selecting the file. Its
+        sidecar references go (a video's sidecars are then orphans until evicted).
         """
         self.conn.execute("DELETE FROM cached_files WHERE relative_path = ?", (relative_path,))
+        self.conn.execute(
+            "DELETE FROM sidecar_refs WHERE sidecar = ? OR video = ?", (relative_path, relative_path)
+        )
 
     def get(self, relative_path: str) -> CachedFile | None:
         row = self.conn.execute(
@@ -141,12 +145,51 @@ class Ledger:
         ).fetchone()
         return None if row is None else _row_to_file(row)
 
-    def files(self) -> list[CachedFile]:
-        """Every entry, sorted by relative path."""
+    def files(self, *, sidecars: bool = False) -> list[CachedFile]:
+        """Every entry the planner deals with (videos), sorted by relative path; with
+        `sidecars`, the sidecars that travel with them too (the mover list needs both)."""
+        where = "" if sidecars else " WHERE sidecar_of IS NULL"
         rows = self.conn.execute(
-            f"SELECT {_FILE_COLUMNS} FROM cached_files ORDER BY relative_path"
+            f"SELECT {_FILE_COLUMNS} FROM cached_files{where} ORDER BY relative_path"
         ).fetchall()
         return [_row_to_file(row) for row in rows]
+
+    # -- sidecars ------------------------------------------------------------------
+
+    def refer_sidecar(self, sidecar: str, video: str) -> None:
+        """Note that `video` brought `sidecar` along (in the caller's transaction)."""
+        self.conn.execute("INSERT OR IGNORE INTO sidecar_refs VALUES (?, ?)", (sidecar, video))
+
+    def sidecar_refs(self, sidecar: str) -> list[str]:
+        """The videos that reference `sidecar`, sorted."""
+        rows = self.conn.execute(
+            "SELECT video FROM sidecar_refs WHERE sidecar = ? ORDER BY video", (sidecar,)
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def sidecars_of(self, video: str) -> list[str]:
+        """The sidecars `video` references, sorted."""
+        rows = self.conn.execute(
+            "SELECT sidecar FROM sidecar_refs WHERE video = ? ORDER BY sidecar", (video,)
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def orphan_sidecars(self) -> list[CachedFile]:
+        """Sidecar entries that no video references any more (their last video left)."""
+        rows = self.conn.execute(
+            f"SELECT {_FILE_COLUMNS} FROM cached_files WHERE sidecar_of IS NOT NULL"
+            " AND relative_path NOT IN (SELECT sidecar FROM sidecar_refs) ORDER BY relative_path"
+        ).fetchall()
+        return [_row_to_file(row) for row in rows]
+
+    def promote_sidecar(self, relative_path: str) -> None:
+        """Make a sidecar entry a file of its own (a rule wants it for itself)."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE cached_files SET sidecar_of = NULL WHERE relative_path = ?",
+                (relative_path,),
+            )
+            self.conn.execute("DELETE FROM sidecar_refs WHERE sidecar = ?", (relative_path,))
 
     # -- attributions --------------------------------------------------------------
 

@@ -113,3 +113,20 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        5,
+        """
+        -- Sidecars (subtitles, posters) are cached_files rows with sidecar_of set; this
+        -- says which cached videos brought each one along. A sidecar leaves the fast side
+        -- when the last video that references it leaves.
+        CREATE TABLE sidecar_refs (
+            sidecar TEXT NOT NULL,  -- cached_files.relative_path of the sidecar
+            video   TEXT NOT NULL,  -- cached_files.relative_path of a video it travels with
+            PRIMARY KEY (sidecar, video)
+        );
+        CREATE INDEX sidecar_refs_video ON sidecar_refs (video);
+        """,
+    )
+)

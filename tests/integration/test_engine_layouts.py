@@ -138,14 +138,14 @@ def test_a_second_cache_of_the_same_file_is_refused(world):
         engine.cache(rel)
 
 
-def test_a_row_not_built_yet_and_an_unknown_file_are_refused_with_the_reason(world):
+def test_an_unknown_row_and_an_unknown_file_are_refused_with_the_reason(world):
     rel = "Movies/G/G.mkv"
     world.write_original("union", rel, DATA)
     union = UnionLayout(
         view=Path(world.view), fast=Path(world.fast), slow=tuple(Path(s) for s in world.slow)
     )
-    engine = Engine(Ledger.open(world.state_dir), layout="union", original="move", union=union)
-    with pytest.raises(Refused, match="union/move is not supported yet"):
+    engine = Engine(Ledger.open(world.state_dir), layout="union", original="mirror", union=union)
+    with pytest.raises(Refused, match="union/mirror is not supported"):
         engine.cache(rel)
     with pytest.raises(Refused, match="not in the ledger"):
         engine.evict(rel)

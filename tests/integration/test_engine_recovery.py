@@ -30,8 +30,7 @@ def _begin(world: World, layout: str, rel: str) -> tuple[Ledger, Action]:
     """Journal a cache action for `rel` as the engine would, and return it."""
     ledger = Ledger.open(world.state_dir)
     engine = world.engine(layout, ledger=ledger)
-    plan = engine._plan_union if layout == "union" else engine._plan_symlink
-    action = plan(rel, tuple(rel.split("/")), None)
+    action = engine._plan_cache(rel, tuple(rel.split("/")), None)
     engine.journal.begin(action)
     return ledger, action
 

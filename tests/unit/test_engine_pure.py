@@ -14,7 +14,7 @@ from cacherr.engine.bandwidth import BandwidthLimiter
 from cacherr.engine.checkpoints import Checkpoints
 from cacherr.engine.hashing import BackgroundHasher
 from cacherr.engine.paths import backup_path, link_temp_path, split_relative, temp_path
-from cacherr.engine.rows import ROWS
+from cacherr.engine.table import ROWS
 from cacherr.state.ledger import FileIdentity
 
 
@@ -105,8 +105,14 @@ def test_block_hashing_in_threads_is_the_sha256_of_the_block_digests_in_order():
     assert digest == expected.hexdigest()
 
 
-def test_the_two_default_rows_are_built_and_the_others_are_not_yet():
-    assert set(ROWS) == {("union", "shadow"), ("symlink", "backup")}
+def test_every_row_of_the_spec_table_is_built():
+    assert set(ROWS) == {
+        ("union", "shadow"),
+        ("union", "backup"),
+        ("union", "move"),
+        ("symlink", "backup"),
+        ("symlink", "move"),
+    }
 
 
 def test_the_bandwidth_limiter_paces_transfers_to_the_configured_rate():
