@@ -459,34 +459,50 @@ class Engine:
 
     def evict(self, relative_path: str) -> Result:
         """Given a ledger entry's path, put the file back as the ledger says it was cached
-        (adopted files: released, or moved back under `original: move`); then the
-        sidecars no cached video references any more.
+        (adopted files: released, or moved back under `original: move`), together with
+        the sidecars no other cached video references: those first, so that a crash in
+        between leaves a video with fewer sidecars, never a sidecar without its video.
 
         Return a Result (`untracked` when a copy changed under cacherr: nothing deleted);
         raise Held, Refused (not cached, a sidecar still needed, unsafe setup), NoSpace
-        (no slow branch can take it back), InUse (a player reads it), or an
-        OSError-derived EngineError after rolling the partial step back.
+        (no slow branch can take it back), InUse (a player reads it or its sidecar), or
+        an OSError-derived EngineError after rolling the partial step back. If a sidecar
+        cannot go, the video stays too.
         """
         parts = paths.split_relative(relative_path)
         entry = self.ledger.get(relative_path)
         if entry is None:
             raise Refused(relative_path, "is not in the ledger")
         self._require_settled(relative_path)
+        own = []
         if entry.sidecar_of is not None:
             videos = self.ledger.sidecar_refs(relative_path)
             if videos:
                 raise Refused(
                     relative_path, f"is a sidecar of {', '.join(videos)}; it leaves with them"
                 )
-        result = self._evict_entry(entry, parts, guarded=False)
-        gone = self._evict_orphan_sidecars(guarded=result.outcome != "released")
+        else:
+            for sidecar in self.ledger.sidecars_of(relative_path):
+                if self.ledger.sidecar_refs(sidecar) == [relative_path]:
+                    found = self.ledger.get(sidecar)
+                    if found is not None:  # asked about: this video's sessions
+                        own.append(replace(found, sidecar_of=relative_path))
+        if any(not _is_release(e) for e in (entry, *own)):
+            guards.require_not_held(self.host, relative_path)
+        gone = []
+        for sidecar_entry in own:
+            self._require_settled(sidecar_entry.relative_path)
+            self._evict_entry(sidecar_entry, paths.split_relative(sidecar_entry.relative_path))
+            self._unlist(sidecar_entry.fast_path)
+            gone.append(sidecar_entry.relative_path)
+        result = self._evict_entry(entry, parts)
+        gone += self._evict_orphan_sidecars()
         return replace(result, sidecars=tuple(gone)) if gone else result
 
-    def _evict_entry(self, entry: CachedFile, parts: tuple[str, ...], *, guarded: bool) -> Result:
-        """Evict one entry; `guarded`: the guards were asked already for this eviction."""
+    def _evict_entry(self, entry: CachedFile, parts: tuple[str, ...]) -> Result:
+        """Evict one entry (the guards were asked by the caller)."""
         relative_path = entry.relative_path
-        move_back = entry.layout == "union" and entry.original == "move"
-        if entry.kind == "adopted" and not move_back or entry.slow is None and not move_back:
+        if _is_release(entry):
             with self.ledger.transaction():
                 self.ledger.forget(relative_path)
                 self.ledger.log_operation("evict", relative_path, "released")
@@ -494,8 +510,6 @@ class Engine:
             return Result(
                 "evict", relative_path, "released", entry.fast.size_bytes, entry.fast_path
             )
-        if not guarded:
-            guards.require_not_held(self.host, relative_path)
         action = self._plan_evict(entry, parts)
         if isinstance(action, Result):
             return action
@@ -587,24 +601,24 @@ class Engine:
             detail=why,
         )  # fmt: skip
 
-    def _evict_orphan_sidecars(self, *, guarded: bool) -> list[str]:
-        """Evict every sidecar whose last video has left; return those now gone. One that
-        cannot go now stays in the ledger (and the mover list) for the next eviction.
-        `guarded`: part of a transfer the guards were asked for."""
+    def _evict_orphan_sidecars(self) -> list[str]:
+        """Evict the sidecars no video references any more (left by an earlier failure);
+        return those now gone. One that cannot go now stays for the next eviction."""
         gone = []
         for entry in self.ledger.orphan_sidecars():
             try:
                 if self.journal.unfinished(entry.relative_path):
                     continue
-                parts = paths.split_relative(entry.relative_path)
-                result = self._evict_entry(entry, parts, guarded=guarded)
+                if not _is_release(entry):
+                    guards.require_not_held(self.host, entry.relative_path)
+                self._evict_entry(entry, paths.split_relative(entry.relative_path))
             except EngineError as error:
                 log.warning("sidecar %s stays for now: %s", entry.relative_path, error)
                 if isinstance(error, Held):
                     break
                 continue
             self._unlist(entry.fast_path)
-            gone.append(result.relative_path)
+            gone.append(entry.relative_path)
         return gone
 
     # -- shared ------------------------------------------------------------------
@@ -630,6 +644,14 @@ class Engine:
                     recover_entry(self.journal, self.ledger, entry)
                 except Exception:  # the next start-up recovery retries
                     log.exception("could not settle action %d now", action_id)
+
+
+def _is_release(entry: CachedFile) -> bool:
+    """Evicting it only drops it from the ledger: adopted (unless `original: move` in the
+    union layout, which moves it back), or recorded without a slow side."""
+    if entry.layout == "union" and entry.original == "move":
+        return False
+    return entry.kind == "adopted" or entry.slow is None
 
 
 def _engine_error(error: OSError, path: Path) -> EngineError:
