@@ -235,3 +235,34 @@ def test_defer_while_playing_holds_transfers_while_someone_streams(world, mode):
     else:
         assert cached == set()
     assert "deferred" in result.stderr
+
+
+def test_a_wanted_file_already_on_the_pool_is_adopted_without_a_copy_and_released_later(world, tmp_path):
+    from cacherr.cycle.moverlist import MoverList
+
+    fake, sandbox, written, rules = world
+    # A fresh download Unraid put on the pool: the same file on the fast branch only.
+    slow_copy = next(b / TRENDING for b in sandbox.slow if (b / TRENDING).exists())
+    fast_copy = sandbox.fast / TRENDING
+    fast_copy.parent.mkdir(parents=True)
+    fast_copy.write_bytes(written[TRENDING])
+    slow_copy.unlink()
+    inode = fast_copy.stat().st_ino
+    plan = json.loads(cacherr(rules, "plan", "--json", fake=fake).stdout)
+    assert [r["action"] for r in plan["actions"] if r["path"] == TRENDING] == ["adopt"]
+    result = cacherr(rules, "run", "--once", fake=fake)
+    assert result.returncode == 0, result.stderr
+    assert "adopted 1" in result.stderr
+    assert fast_copy.stat().st_ino == inode, "an adopted file is not copied"
+    listing = json.loads(cacherr(rules, "ls", "--format", "json", fake=fake).stdout)
+    assert next(e for e in listing if e["path"] == TRENDING)["kind"] == "adopted"
+    exclude = tmp_path / "state" / "mover-exclude.txt"
+    assert str(fast_copy) in MoverList(exclude).entries()
+
+    # Trakt drops it: released from the ledger and the list, left on the pool for the mover.
+    fake.scenario.trakt_lists["movies/trending"] = []
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    assert fast_copy.exists() and fast_copy.read_bytes() == written[TRENDING]
+    assert str(fast_copy) not in MoverList(exclude).entries()
+    listing = json.loads(cacherr(rules, "ls", "--format", "json", fake=fake).stdout)
+    assert TRENDING not in {e["path"] for e in listing}
