@@ -58,6 +58,8 @@ def evict_paths(engine: Engine, ledger: Ledger, relative_paths: Iterable[str], *
     """Evict each path (verified by the engine), then hold them out of plans if asked."""
     now = time.time() if now is None else now
     outcome = EvictOutcome()
+    if mover_list is not None:
+        engine.mover_list = mover_list  # the engine unlists the sidecars it evicts
     paths = list(relative_paths)
     if hold_seconds:
         # Hold first: a cycle planning meanwhile must not cache them straight back.

@@ -22,6 +22,7 @@ from cacherr.engine import (
     CopyFailed,
     Engine,
     EngineError,
+    Held,
     InUse,
     NoSpace,
     Refused,
@@ -86,6 +87,8 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
     """Given the plan's actions in order, carry them out; return the report (updated).
     `on_start(path)` is called before each transfer (the progress display). The mover
     list gains an entry before its copy starts and loses it once the eviction is done."""
+    if mover_list is not None:
+        engine.mover_list = mover_list  # the engine lists the sidecars it brings along
     for action in plan_actions:
         if action.kind == "skip":
             report.skipped[action.reason] += 1
@@ -108,6 +111,9 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
         except EngineError as error:
             if mover_list is not None and action.kind != "evict":
                 mover_list.remove(fast_path)
+            if isinstance(error, Held):  # the mover or a parity check started: it waits
+                report.skipped[error.reason] += 1
+                continue
             reason = next((name for kind, name in FAILURE_REASONS.items()
                            if isinstance(error, kind)), "other")
             log.warning("%s %s failed (%s): %s", action.kind, action.relative_path, reason,

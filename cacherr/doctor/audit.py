@@ -24,7 +24,7 @@ def audit(config: Config, ledger: Ledger, *, fix: bool) -> list[Finding]:
     fast = Path(cache.union.fast if cache.layout == "union" else cache.symlink.dir)
     slow = list(cache.union.slow) if cache.layout == "union" else [Path(m.host) for m in config.paths]
     findings: list[Finding] = []
-    tracked = {entry.relative_path: entry for entry in ledger.files()}
+    tracked = {entry.relative_path: entry for entry in ledger.files(sidecars=True)}
 
     for entry in tracked.values():
         try:

@@ -1,17 +1,21 @@
 """The file engine: the only code in cacherr that changes media file systems.
 
-`Engine` (engine.py) carries out one action at a time (cache or evict one file) for a
-layout row of SPEC §4, journalled step by step (journal.py) so that `Engine.recover()`
-can finish or roll back anything a crash interrupted (recovery.py). The durable copy is
-in copy.py, the path and device guards in paths.py, the per-row step sequences in rows.py.
+`Engine` (engine.py) carries out one action at a time (cache, adopt or evict one file,
+with its sidecars) for a layout row of SPEC §4, journalled step by step (journal.py) so
+that `Engine.recover()` can finish or roll back anything a crash interrupted
+(recovery.py). The durable copy is in copy.py, the path and device guards in paths.py,
+planning in plans.py, the per-row step sequences in rows.py and rows_backup_move.py
+(table.py maps each row), sidecar names in sidecars.py, and the Unraid guards, per-disk
+locks and I/O priority in guards.py.
 """
 
 from cacherr.engine.bandwidth import BandwidthLimiter
-from cacherr.engine.engine import Engine, Result
+from cacherr.engine.engine import Engine, MoverListing, Result
 from cacherr.engine.errors import (
     Cancelled,
     CopyFailed,
     EngineError,
+    Held,
     InUse,
     NoSpace,
     Refused,
@@ -25,7 +29,9 @@ __all__ = [
     "CopyFailed",
     "Engine",
     "EngineError",
+    "Held",
     "InUse",
+    "MoverListing",
     "NoSpace",
     "RecoveredAction",
     "Refused",
