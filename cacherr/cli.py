@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--from-env", metavar="FILE", help="convert a Cacherr/PlexCacheUltra .env")
     init.add_argument("--from-plexcache", metavar="FILE",
                       help="convert a PlexCache plexcache_settings.json")
+    init.add_argument("--take-over", metavar="LIST", nargs="?", const="",
+                      help="with an existing rules file: adopt PlexCache's cached files "
+                           "(optionally listed, one pool path per line, in LIST) and restore "
+                           "its .plexcached backups")
 
     sub.add_parser("schema", help="print the JSON Schema of rules.yaml")
     sub.add_parser("healthcheck", help="exit 0 if the local service is healthy, else 1")

@@ -26,6 +26,8 @@ class _Refused(Exception):
 
 
 def run(args) -> int:
+    if getattr(args, "take_over", None) is not None:
+        return _take_over(args)
     target = Path(args.config or os.environ.get("CACHERR_CONFIG") or "rules.yaml")
     try:
         if args.from_env and args.from_plexcache:
@@ -135,3 +137,52 @@ def _validation_environ(draft: Draft) -> dict[str, str]:
     for name in {"PLEX_TOKEN", *draft.references}:
         environ[name] = draft.references.get(name) or environ.get(name) or "placeholder"
     return environ
+
+
+def _take_over(args) -> int:
+    """`init --take-over [LIST]`: make PlexCache's cache cacherr's (see migrate.takeover)."""
+    from cacherr.commands.config_file import ConfigUnavailable, load_config
+    from cacherr.cycle.once import make_engine, settle_mover_list
+    from cacherr.migrate.takeover import take_over
+    from cacherr.state.ledger import Ledger
+    from cacherr.state.lock import AlreadyRunning, RunLock
+
+    try:
+        config = load_config(args)
+    except ConfigUnavailable:
+        return EXIT_USAGE
+    if config.cache.layout != "union":
+        print("cacherr init --take-over: PlexCache caches through a merged view; use "
+              "layout: union", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        listed = Path(args.take_over).read_text().splitlines() if args.take_over else []
+    except OSError as error:
+        print(f"cacherr init --take-over: {args.take_over}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    lock = RunLock(config.state_dir)
+    try:
+        lock.acquire()
+    except AlreadyRunning as error:
+        print(f"cacherr init --take-over: {error}; stop it first", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        ledger = Ledger.open(config.state_dir)
+        try:
+            engine = make_engine(config, ledger)
+            engine.recover()
+            result = take_over(config, engine, listed)
+            settle_mover_list(config, ledger)
+        finally:
+            ledger.close()
+    finally:
+        lock.release()
+    for relative in result.restored:
+        print(f"restored the array copy of {relative}", file=sys.stderr)
+    for relative in result.adopted:
+        print(f"adopted {relative}", file=sys.stderr)
+    for problem in result.problems:
+        print(f"left alone: {problem}", file=sys.stderr)
+    print(f"took over {len(result.adopted)} file(s), restored {len(result.restored)} "
+          f"backup(s), {len(result.problems)} problem(s)", file=sys.stderr)
+    return EXIT_FAILURE if result.problems else EXIT_OK

@@ -43,3 +43,21 @@ def restore_orphan_backup(backup: Path) -> Path | None:
     os.unlink(backup)
     fsync_folder(backup.parent)
     return original
+
+
+PLEXCACHED_SUFFIX = ".plexcached"
+
+
+def restore_plexcached(backup: Path) -> Path | None:
+    """PlexCache's backup `NAME.plexcached` back to `NAME` (a link, then the unlink, never a
+    window without the original); None when `NAME` is taken (nothing is overwritten)."""
+    if not backup.name.endswith(PLEXCACHED_SUFFIX) or backup.is_symlink():
+        return None
+    original = backup.with_name(backup.name[: -len(PLEXCACHED_SUFFIX)])
+    if os.path.lexists(original):
+        return None
+    os.link(backup, original)
+    fsync_folder(backup.parent)
+    os.unlink(backup)
+    fsync_folder(backup.parent)
+    return original
