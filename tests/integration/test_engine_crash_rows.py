@@ -196,4 +196,41 @@ def test_sigkill_at_every_step_of_every_new_row_and_policy_always_recovers(tmp_p
         # Every scenario was killed both before its point of no return and after it.
         done = "cached" if scenario.kind == "cache" else "evicted"
         assert {done, "rolled-back"} <= set(seen), (scenario, seen)
+        assert not [o for o in seen if o.startswith("inconsistent")], (scenario, seen)
     assert len(jobs) >= 300
+
+
+CRASHES_DURING_RECOVERY = [  # (scenario, where the action is killed)
+    (Scenario("union/backup", "cache"), "original-renamed:1"),
+    (Scenario("union/backup", "evict"), "backup-renamed:1"),
+    (Scenario("union/move", "cache"), "copied:1"),
+    (Scenario("union/move", "evict"), "renamed:1"),
+    (Scenario("symlink/move", "cache"), "copied:1"),
+    (Scenario("symlink/move", "evict"), "placed:1"),
+    (Scenario("symlink/move", "evict"), "backup-renamed:1"),
+]
+
+
+def test_a_recovery_of_a_new_row_killed_after_changing_the_disks_is_finished_by_the_next(
+    tmp_path,
+):
+    require_fuse()
+    with Sandbox(tmp_path / "mnt", disks=2) as box:
+        world = World.of(box, tmp_path / "state")
+        for n, (scenario, point) in enumerate(CRASHES_DURING_RECOVERY):
+            here = World(world.fast, world.slow, world.view, str(tmp_path / f"state-{n}"))
+            video, files = _prepare(here, scenario, f"Movies/R{n}")
+            killed = _run(here, scenario.spec, scenario.kind, video, "size",
+                          {"CACHERR_TEST_KILL_AT": point})  # fmt: skip
+            assert killed.returncode == -9, (scenario, point, killed.stderr)
+            again = _run(here, scenario.spec, "recover", video, "size",
+                         {"CACHERR_TEST_KILL_AT": "recovery-decided:1"})  # fmt: skip
+            assert again.returncode == -9, f"{scenario} {point}: recovery was not killed"
+            ledger = Ledger.open(here.state_dir)
+            try:
+                [recovered] = rows.engine(here, scenario.spec, ledger=ledger).recover()
+            finally:
+                ledger.close()
+            assert recovered.state in ("done", "aborted")
+            assert not recovered.outcome.startswith("inconsistent"), (scenario, recovered)
+            rows.check_consistent(here, scenario.spec, files)
