@@ -160,8 +160,5 @@ def _carry_out(action: PlannedAction, engine: Engine, located: dict[str, Located
     root = located[action.relative_path].root if action.relative_path in located else None
     symlink_root = root if engine.layout == "symlink" else None
     if action.kind == "adopt":
-        adopt = getattr(engine, "adopt", None)
-        if adopt is None:
-            raise Refused(action.relative_path, "adopting needs engine part 2")
-        return adopt(action.relative_path, root=symlink_root).outcome
+        return engine.adopt(action.relative_path, root=symlink_root).outcome
     return engine.cache(action.relative_path, root=symlink_root).outcome
