@@ -10,7 +10,6 @@ import pytest
 
 from cacherr.cycle.moverlist import MoverList
 from cacherr.engine import InUse, Refused
-from cacherr.engine.sidecars import sidecar_names
 from cacherr.testing.sandbox import Sandbox
 from tests.helpers import require_fuse
 from tests.integration.engine_helpers import rows
@@ -44,22 +43,6 @@ def world(tmp_path):
 def _write(world: World, spec: str, files: dict[str, bytes]) -> None:
     for rel, data in files.items():
         rows.write_original(world, spec, rel, data)
-
-
-def test_subtitle_names_match_the_basename_with_language_and_forced_tags():
-    names = [
-        "Movie.mkv", "Movie.srt", "Movie.en.srt", "Movie.en.forced.srt", "Movie.EN.SDH.SRT",
-        "Movie.vtt", "Movie.sup", "Movie.ssa", "Movie.Extended.mkv", "Movie.Extended.en.srt",
-        "Movie2.srt", "Movie.en.txt", ".Movie.en.srt.cacherr-tmp", "poster.jpg",
-    ]  # fmt: skip
-    assert sidecar_names("subtitles", "Movie.mkv", names) == [
-        "Movie.EN.SDH.SRT", "Movie.en.forced.srt", "Movie.en.srt", "Movie.srt", "Movie.ssa",
-        "Movie.sup", "Movie.vtt",
-    ]  # fmt: skip
-    assert sidecar_names("subtitles", "Movie.Extended.mkv", names) == ["Movie.Extended.en.srt"]
-    assert sidecar_names("none", "Movie.mkv", names) == []
-    assert "Movie.Extended.mkv" not in sidecar_names("all", "Movie.mkv", names)
-    assert "poster.jpg" in sidecar_names("all", "Movie.mkv", names)
 
 
 @pytest.mark.parametrize("spec", ["union/shadow/subtitles", "union/move/subtitles",
