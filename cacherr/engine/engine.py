@@ -404,6 +404,9 @@ class Engine:
         brought, skipped = [], []
         for name in sidecar_names(self.sidecars, video.rpartition("/")[2], names):
             sidecar = f"{folder}/{name}"
+            if self.cancel.is_set():
+                skipped.append(f"sidecar {name} not cached: cancelled")
+                continue
             try:
                 self._bring_sidecar(video, sidecar, fast_folder / name, root, guarded)
             except EngineError as error:
