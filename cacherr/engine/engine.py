@@ -197,15 +197,7 @@ class Engine:
         self._require_settled(relative_path)
         entry = self.ledger.get(relative_path)
         if entry is not None:
-            if entry.sidecar_of is None:
-                raise Refused(relative_path, "is already in the ledger")
-            # A rule wants for itself what came along with another video: keep it as is.
-            self.ledger.promote_sidecar(relative_path)
-            log.info("%s, cached as a sidecar, is now cached for itself", relative_path)
-            return Result(
-                "cache", relative_path, "cached", entry.fast.size_bytes, entry.fast_path,
-                detail="was a sidecar; now cached for itself",
-            )  # fmt: skip
+            return self._promote("cache", entry, "cached")
         guards.require_not_held(self.host, relative_path)
         action = self._plan_cache(relative_path, parts, root)
         with self._transfer(action.slow_branch):
@@ -236,6 +228,18 @@ class Engine:
             view_serves_fast=serves,
             sidecars=tuple(sidecars),
         )
+
+    def _promote(self, kind: str, entry: CachedFile, outcome: str) -> Result:
+        """A rule wants for itself what came along as a sidecar: keep it as it is, as a
+        file of its own. Refused if it is in the ledger for itself already."""
+        if entry.sidecar_of is None:
+            raise Refused(entry.relative_path, "is already in the ledger")
+        self.ledger.promote_sidecar(entry.relative_path)
+        log.info("%s, cached as a sidecar, is now kept for itself", entry.relative_path)
+        return Result(
+            kind, entry.relative_path, outcome, entry.fast.size_bytes, entry.fast_path,
+            detail="was a sidecar; now kept for itself",
+        )  # fmt: skip
 
     def _plan_cache(
         self,
@@ -319,8 +323,9 @@ class Engine:
         if self.layout != "union" or self.union is None:
             raise Refused(relative_path, "only the union layout adopts files already cached")
         self._require_settled(relative_path)
-        if self.ledger.get(relative_path) is not None:
-            raise Refused(relative_path, "is already in the ledger")
+        known = self.ledger.get(relative_path)
+        if known is not None:
+            return self._promote("adopt", known, "adopted")
         entry = self._adopt_entry(relative_path, parts)
         log.info("adopted %s (already on %s)", relative_path, entry.fast_branch)
         folder = entry.slow_path.parent if entry.slow_path else None

@@ -150,5 +150,18 @@ def test_a_wanted_file_that_came_as_a_sidecar_is_kept_for_itself(world):
     assert engine.cache(video).sidecars == (extra,)
     assert engine.cache(extra).outcome == "cached"  # a rule wants it now
     assert engine.ledger.get(extra).sidecar_of is None
+    assert [e.relative_path for e in engine.ledger.files()] == [video, extra]
     engine.evict(video)
     assert engine.ledger.get(extra) is not None and (Path(world.fast) / extra).exists()
+    with pytest.raises(Refused, match="already in the ledger"):
+        engine.adopt(extra)
+
+
+def test_a_wanted_file_the_planner_finds_on_the_pool_as_a_sidecar_is_adopted_for_itself(world):
+    spec = "union/shadow/all"
+    video, extra = f"{FOLDER}/Heat (1995).mkv", f"{FOLDER}/Heat (1995).sample.divx2"
+    _write(world, spec, {video: VIDEO, extra: b"sample"})
+    engine = rows.engine(world, spec)
+    engine.cache(video)
+    assert engine.adopt(extra).outcome == "adopted"
+    assert engine.ledger.get(extra).sidecar_of is None
