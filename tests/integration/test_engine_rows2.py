@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
-from cacherr.engine import InUse, NoSpace
+from cacherr.engine import Cancelled, InUse, NoSpace
 from cacherr.engine.paths import backup_path
 from cacherr.state.ledger import FileIdentity, Ledger
 from cacherr.testing.sandbox import Sandbox
@@ -181,3 +182,39 @@ def test_a_player_reading_the_file_stops_every_destructive_step(world, spec, kin
     assert rows.check_consistent(world, spec, {rel: DATA}) == {rel: want}
     if kind == "evict":
         assert FileIdentity.of(rows.fast_root(world, spec) / rel) == ledger.get(rel).fast
+
+
+def test_a_cancel_while_copying_back_keeps_the_cached_copy_and_leaves_nothing_behind(world):
+    rel = "Movies/Cancel/c.mkv"
+    world.write_original("union", rel, DATA)
+    ledger = Ledger.open(world.state_dir)
+    rows.engine(world, "union/move", ledger=ledger).cache(rel)
+    os.rmdir(Path(world.slow[0]) / "Movies/Cancel")
+    cancel = threading.Event()
+    engine = rows.engine(world, "union/move", ledger=ledger, cancel=cancel,
+                         chunk_size_bytes=32 * 1024, progress=lambda done, total: cancel.set())  # fmt: skip
+    with pytest.raises(Cancelled):
+        engine.evict(rel)
+    assert not (Path(world.slow[0]) / "Movies/Cancel").exists()  # its folder is gone again
+    assert rows.check_consistent(world, "union/move", {rel: DATA}) == {rel: "cached"}
+
+
+def test_a_cached_copy_that_changes_while_copied_back_is_untracked_and_kept(world):
+    rel = "Movies/Changed/c.mkv"
+    world.write_original("union", rel, DATA)
+    ledger = Ledger.open(world.state_dir)
+    rows.engine(world, "union/move", ledger=ledger).cache(rel)
+    fast = Path(world.fast) / rel
+
+    def someone_writes(done: int, total: int) -> None:
+        if done == 32 * 1024:  # once, a chunk into the copy
+            with open(fast, "ab") as handle:
+                handle.write(b"!")
+
+    engine = rows.engine(world, "union/move", ledger=ledger, chunk_size_bytes=32 * 1024,
+                         progress=someone_writes)  # fmt: skip
+    result = engine.evict(rel)
+    assert result.outcome == "untracked" and ledger.get(rel) is None
+    assert fast.read_bytes().startswith(DATA)  # the only copy, left for the user
+    assert not any(os.path.lexists(Path(b) / rel) for b in world.slow)
+    assert rows.working_files(world, "union/move", {"Movies/Changed"}) == []
