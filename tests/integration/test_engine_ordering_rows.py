@@ -161,3 +161,19 @@ def test_sidecars_follow_their_video_each_durable_before_its_original_goes(world
     assert order == sorted(order)
     # Nothing of the sidecar is written before the video is settled.
     assert _index(lines, rf"\"{e(str(temp_path(fast / srt)))}\"") > order[3]
+
+
+def test_an_adopted_file_moved_back_is_durable_on_a_slow_disk_before_it_leaves_the_pool(
+    world, tmp_path
+):
+    rel = "Movies/H/h.mkv"
+    rows.write_on_fast(world, rel, DATA)
+    rows.engine(world, "union/move", ledger=Ledger.open(world.state_dir)).adopt(rel)
+    lines = _trace(world, tmp_path, "union/move", "evict", rel)
+    fast, slow = Path(world.fast) / rel, Path(world.slow[0]) / rel
+    order = _in_order(
+        lines, rf"mkdir(at)?\(.*\"{e(str(slow.parent))}\"", _fsync(slow.parent.parent),
+        *_copy_placed(slow), _fsync(Path(world.state_dir) / WAL), _unlink(fast),
+        _fsync(fast.parent),
+    )  # fmt: skip
+    assert order == sorted(order)
