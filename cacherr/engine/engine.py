@@ -78,8 +78,8 @@ class Engine:
     step); `throttle(size_bytes)` paces each chunk (a shared BandwidthLimiter for
     `cache.bandwidth`). With `host`, no new transfer starts while the Unraid mover or a
     parity check runs (Held), and a pool the share does not use is refused. `branch_locks`
-    allow one transfer per slow branch at a time (by default shared by the whole process);
-    copies run at idle I/O priority. `mover_list` (settable later) receives the sidecars'
+    allow one transfer per slow branch at a time, `file_claims` one action per file (both
+    shared by the whole process by default); copies run at idle I/O priority. `mover_list` (settable later) receives the sidecars'
     fast paths before their copies and loses them after their eviction.
 
     Call `recover()` at start-up, before any action. One Engine per thread, each with its
@@ -102,6 +102,7 @@ class Engine:
         sidecars: str = "none",
         host: HostConfig | None = None,
         branch_locks: guards.BranchLocks | None = None,
+        file_claims: guards.FileClaims | None = None,
         mover_list: MoverListing | None = None,
         cancel: threading.Event | None = None,
         progress: Callable[[int, int], None] | None = None,
@@ -123,6 +124,7 @@ class Engine:
         self.sidecars = sidecars
         self.host = host
         self.branch_locks = branch_locks or guards.PROCESS_BRANCH_LOCKS
+        self.file_claims = file_claims or guards.PROCESS_FILE_CLAIMS
         self.mover_list = mover_list
         self.cancel = cancel if cancel is not None else threading.Event()
         self.checkpoints = checkpoints or Checkpoints.from_environ(os.environ)
@@ -194,6 +196,10 @@ class Engine:
         parts = paths.split_relative(relative_path)
         if (self.layout, self.original) not in ROWS:
             raise Refused(relative_path, f"{self.layout}/{self.original} is not supported")
+        with self.file_claims.claimed(relative_path):
+            return self._cache(relative_path, parts, root)
+
+    def _cache(self, relative_path: str, parts: tuple[str, ...], root: Path | None) -> Result:
         self._require_settled(relative_path)
         entry = self.ledger.get(relative_path)
         if entry is not None:
@@ -322,6 +328,10 @@ class Engine:
         parts = paths.split_relative(relative_path)
         if self.layout != "union" or self.union is None:
             raise Refused(relative_path, "only the union layout adopts files already cached")
+        with self.file_claims.claimed(relative_path):
+            return self._adopt(relative_path, parts)
+
+    def _adopt(self, relative_path: str, parts: tuple[str, ...]) -> Result:
         self._require_settled(relative_path)
         known = self.ledger.get(relative_path)
         if known is not None:
@@ -427,6 +437,19 @@ class Engine:
         self, video: str, sidecar: str, fast_path: Path, root: Path | None, guarded: bool
     ) -> None:
         parts = paths.split_relative(sidecar)
+        # Another video of the folder may be bringing (or taking) the same poster: wait.
+        with self.file_claims.claimed(sidecar, wait=True, cancel=self.cancel):
+            self._bring_claimed_sidecar(video, sidecar, parts, fast_path, root, guarded)
+
+    def _bring_claimed_sidecar(
+        self,
+        video: str,
+        sidecar: str,
+        parts: tuple[str, ...],
+        fast_path: Path,
+        root: Path | None,
+        guarded: bool,
+    ) -> None:
         entry = self.ledger.get(sidecar)
         if entry is not None:
             if entry.sidecar_of is None:
@@ -478,6 +501,10 @@ class Engine:
         cannot go, the video stays too.
         """
         parts = paths.split_relative(relative_path)
+        with self.file_claims.claimed(relative_path):
+            return self._evict(relative_path, parts)
+
+    def _evict(self, relative_path: str, parts: tuple[str, ...]) -> Result:
         entry = self.ledger.get(relative_path)
         if entry is None:
             raise Refused(relative_path, "is not in the ledger")
@@ -499,10 +526,14 @@ class Engine:
             guards.require_not_held(self.host, relative_path)
         gone = []
         for sidecar_entry in own:
-            self._require_settled(sidecar_entry.relative_path)
-            self._evict_entry(sidecar_entry, paths.split_relative(sidecar_entry.relative_path))
+            sidecar = sidecar_entry.relative_path
+            with self.file_claims.claimed(sidecar, wait=True, cancel=self.cancel):
+                if self.ledger.sidecar_refs(sidecar) != [relative_path]:
+                    continue  # another video took it meanwhile, or it is gone
+                self._require_settled(sidecar)
+                self._evict_entry(sidecar_entry, paths.split_relative(sidecar))
             self._unlist(sidecar_entry.fast_path)
-            gone.append(sidecar_entry.relative_path)
+            gone.append(sidecar)
         result = self._evict_entry(entry, parts)
         gone += self._evict_orphan_sidecars()
         return replace(result, sidecars=tuple(gone)) if gone else result
@@ -615,11 +646,15 @@ class Engine:
         gone = []
         for entry in self.ledger.orphan_sidecars():
             try:
-                if self.journal.unfinished(entry.relative_path):
-                    continue
-                if not _is_release(entry):
-                    guards.require_not_held(self.host, entry.relative_path)
-                self._evict_entry(entry, paths.split_relative(entry.relative_path))
+                with self.file_claims.claimed(entry.relative_path):
+                    fresh = self.ledger.get(entry.relative_path)
+                    if fresh is None or self.ledger.sidecar_refs(entry.relative_path):
+                        continue  # evicted or taken by another video meanwhile
+                    if self.journal.unfinished(entry.relative_path):
+                        continue
+                    if not _is_release(fresh):
+                        guards.require_not_held(self.host, entry.relative_path)
+                    self._evict_entry(fresh, paths.split_relative(entry.relative_path))
             except EngineError as error:
                 log.warning("sidecar %s stays for now: %s", entry.relative_path, error)
                 if isinstance(error, Held):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cacherr.config.model import HostConfig
-from cacherr.engine.errors import Cancelled, Held
+from cacherr.engine.errors import Cancelled, Held, Refused
 from cacherr.host import unraid
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,40 @@ class BranchLocks:
             lock.release()
 
 
+class FileClaims:
+    """At most one action per file at a time, across the engines sharing this object (two
+    videos leaving together could otherwise both evict the poster they shared)."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._claimed: set[str] = set()
+
+    @contextlib.contextmanager
+    def claimed(
+        self, relative_path: str, *, wait: bool = False, cancel: threading.Event | None = None
+    ) -> Iterator[None]:
+        """Hold `relative_path` for the body. If another action holds it: wait for it
+        (`wait`; raise Cancelled if `cancel` is set meanwhile), else raise Refused."""
+        with self._changed:
+            while relative_path in self._claimed:
+                if not wait:
+                    raise Refused(relative_path, "another action on this file is running")
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled(relative_path, "cancelled while another action ran on it")
+                self._changed.wait(WAIT_CHECK_SECONDS)
+            self._claimed.add(relative_path)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._claimed.discard(relative_path)
+                self._changed.notify_all()
+
+
 # Engines are made one per thread by their callers; the branches they copy from are the
-# same disks, so by default they share this one set of locks.
+# same disks and the files the same ledger's, so by default they share these.
 PROCESS_BRANCH_LOCKS = BranchLocks()
+PROCESS_FILE_CLAIMS = FileClaims()
 
 # ioprio_set / ioprio_get syscall numbers (include/uapi/asm-generic/unistd.h and the arch tables).
 _IOPRIO_SYSCALLS = {

@@ -1,4 +1,5 @@
-"""Pure parts of the engine's part 2: sidecar names, the Held error, per-branch locks."""
+"""Pure parts of the engine's part 2: sidecar names, the Held error, per-branch locks and
+per-file claims."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import threading
 import pytest
 
 from cacherr.config.model import HostConfig
-from cacherr.engine import Cancelled, Held
-from cacherr.engine.guards import BranchLocks, require_not_held
+from cacherr.engine import Cancelled, Held, Refused
+from cacherr.engine.guards import BranchLocks, FileClaims, require_not_held
 from cacherr.engine.sidecars import sidecar_names
 
 
@@ -69,4 +70,33 @@ def test_a_transfer_waiting_for_its_disk_stops_when_cancelled():
         thread.join(timeout=10)
     assert len(outcome) == 1 and isinstance(outcome[0], Cancelled)
     with locks.held("/mnt/disk1", cancel):  # released: free again
+        pass
+
+
+def test_one_action_per_file_others_are_refused_or_wait_their_turn():
+    claims = FileClaims()
+    order: list[str] = []
+    with claims.claimed("Movies/A/poster.jpg"):
+        refused = pytest.raises(Refused, match="another action on this file")
+        with refused, claims.claimed("Movies/A/poster.jpg"):
+            pass
+        with claims.claimed("Movies/B/poster.jpg"):  # another file: free
+            pass
+        waiter_started = threading.Event()
+
+        def waiter() -> None:
+            waiter_started.set()
+            with claims.claimed("Movies/A/poster.jpg", wait=True):
+                order.append("second")
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        assert waiter_started.wait(timeout=10)
+        order.append("first")
+    thread.join(timeout=10)
+    assert order == ["first", "second"]
+    cancel = threading.Event()
+    cancel.set()
+    waiting = claims.claimed("Movies/A/poster.jpg", wait=True, cancel=cancel)
+    with claims.claimed("Movies/A/poster.jpg"), pytest.raises(Cancelled), waiting:
         pass
