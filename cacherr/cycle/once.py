@@ -19,6 +19,7 @@ from cacherr.cycle.gather import (
     measure_space,
     record_round,
 )
+from cacherr.cycle.live import session_check
 from cacherr.cycle.moverlist import MoverList
 from cacherr.engine import BandwidthLimiter, Engine
 from cacherr.planner import Plan, make_plan
@@ -65,9 +66,12 @@ def settle_mover_list(config: Config, ledger: Ledger) -> MoverList:
 
 
 def make_engine(config: Config, ledger: Ledger, **hooks) -> Engine:
-    """The engine for this config: its layout, the host roots, and `cache.bandwidth`."""
+    """The engine for this config: its layout, the host roots, `cache.bandwidth`, and the
+    re-poll of live sessions before each destructive step."""
     if config.cache.bandwidth_bytes_per_second:
         hooks.setdefault("throttle", BandwidthLimiter(config.cache.bandwidth_bytes_per_second))
+    # Invariant 6: sessions are asked again just before each destructive step.
+    hooks.setdefault("session_check", session_check(config))
     return Engine.from_config(ledger, config.cache, roots=symlink_roots(config),
                               host=config.host, **hooks)
 
