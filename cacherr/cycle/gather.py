@@ -152,6 +152,8 @@ def gather(config: Config, ledger: Ledger, wanted: Iterable, *, evaluated_rules:
         holds=ledger.holds(now),
         evicted_for_space=evicted_for_space(ledger.conn, now - COOLDOWN_SECONDS),
         cooldown_seconds=COOLDOWN_SECONDS,
+        reserved_bytes=sum(entry.fast.size_bytes for entry in ledger.files(sidecars=True)
+                           if entry.sidecar_of is not None),
     )
     return Gathered(plan_input, located, items, outside, rating_keys)
 

@@ -63,6 +63,9 @@ class PlanInput:
     # for `cooldown_seconds`, so that a file does not bounce between two cycles.
     evicted_for_space: Mapping[str, float] = field(default_factory=dict)
     cooldown_seconds: float = 6 * 3600.0
+    # Bytes cacherr holds that the plan does not move by themselves (sidecars, which
+    # travel with their videos): they count against max_size.
+    reserved_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,7 +100,7 @@ def make_plan(plan_input: PlanInput) -> Plan:
     min_free_bytes = plan_input.min_free.bytes_of(total)
     own_disk = sum(entry.fast.size_bytes for entry in cached.values() if entry.kind != "adopted")
     capacity = _Capacity(
-        usage_high=max_bytes,
+        usage_high=max_bytes - plan_input.reserved_bytes,
         disk_high=plan_input.space.free_bytes + own_disk - min_free_bytes,
         margin=int(max_bytes * plan_input.margin_fraction),
     )

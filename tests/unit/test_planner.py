@@ -177,3 +177,11 @@ def test_a_file_evicted_for_space_is_not_cached_again_during_the_cool_down():
     assert kinds(make_plan(inp)) == [("skip", "a.mkv", "cooldown")]
     later = replace(inp, now=NOW + 3600)
     assert kinds(make_plan(later)) == [("cache", "a.mkv", "")]
+
+
+def test_sidecar_bytes_count_against_max_size():
+    inp = plan_input(rules=[rule("r")], total=100 * GiB, max_size=10 * GiB,
+                     wants=[want("a.mkv", 9 * GiB, "r")], margin_fraction=0.0)
+    assert kinds(make_plan(inp)) == [("cache", "a.mkv", "")]
+    squeezed = replace(inp, reserved_bytes=2 * GiB)
+    assert kinds(make_plan(squeezed)) == [("skip", "a.mkv", "too_large")]
