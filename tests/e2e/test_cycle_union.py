@@ -266,3 +266,20 @@ def test_a_wanted_file_already_on_the_pool_is_adopted_without_a_copy_and_release
     assert str(fast_copy) not in MoverList(exclude).entries()
     listing = json.loads(cacherr(rules, "ls", "--format", "json", fake=fake).stdout)
     assert TRENDING not in {e["path"] for e in listing}
+
+
+def test_subtitles_travel_with_their_video_through_a_cycle(world, tmp_path):
+    from cacherr.cycle.moverlist import MoverList
+
+    fake, sandbox, written, rules = world
+    disk = next(b for b in sandbox.slow if (b / TRENDING).exists())
+    subtitle = TRENDING.replace(".mkv", ".en.forced.srt")
+    (disk / subtitle).write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n")
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    assert (sandbox.fast / subtitle).read_text() == (disk / subtitle).read_text()
+    assert str(sandbox.fast / subtitle) in MoverList(tmp_path / "state" / "mover-exclude.txt").entries()
+    listed = {e["path"] for e in json.loads(cacherr(rules, "ls", "--format", "json", fake=fake).stdout)}
+    assert subtitle not in listed and TRENDING in listed
+    assert cacherr(rules, "evict", "--all", fake=fake).returncode == 0
+    assert not (sandbox.fast / subtitle).exists() and (disk / subtitle).exists()
+    assert MoverList(tmp_path / "state" / "mover-exclude.txt").entries() == []
