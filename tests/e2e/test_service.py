@@ -116,3 +116,21 @@ def test_sigterm_during_a_copy_exits_0_quickly_and_leaves_no_partial_file(world)
     assert not [p for p in sandbox.fast.rglob("*") if "cacherr" in p.name]
     for path, data in written.items():
         assert sandbox.read_view(path) == data
+
+
+def test_read_only_commands_work_and_evict_goes_through_the_running_service(world, service):
+    import json
+
+    from tests.e2e.cycle_support import cacherr
+
+    fake, sandbox, written, rules, state = world
+    wait_for(lambda: TRENDING in on_fast(sandbox), what="the first cycle")
+    wait_for(lambda: len(on_fast(sandbox)) == 5, what="all five transfers")
+    listing = cacherr(rules, "ls", "--format", "json", fake=fake)
+    assert listing.returncode == 0 and len(json.loads(listing.stdout)) == 5
+    assert cacherr(rules, "plan", "--json", fake=fake).returncode == 0
+    result = cacherr(rules, "evict", f"/data/media/{TRENDING}", "--hold", "1d", fake=fake)
+    assert result.returncode == 0, result.stderr
+    assert "queued" in result.stderr
+    wait_for(lambda: TRENDING not in on_fast(sandbox), what="the service's eviction")
+    assert sandbox.read_view(TRENDING) == written[TRENDING]
