@@ -155,8 +155,7 @@ def test_a_fresh_install_with_the_array_started_installs_both_packages_and_start
     assert rules.read_text() == server.rules_text  # an existing rules file is never replaced
     assert server.sandbox.rootpath("/etc/rc.d/rc.cacherr").stat().st_mode & 0o111
 
-    pid = server.pid()
-    assert pid is not None
+    pid = server.wait_for_service()  # the wrapper execs the runtime: wait for that
     command = _cmdline(pid)
     assert command[1:] == ["-I", "-m", "cacherr", "-c",
                            "/boot/config/plugins/cacherr/rules.yaml", "run"]
@@ -236,7 +235,7 @@ def test_an_update_stops_the_service_upgrades_and_restarts_it_keeping_the_rules(
     assert result["ok"], result["output"]
     assert "stopping the running service" in result["output"]
     assert _cmdline(old_pid) == []
-    new_pid = server.pid()
+    new_pid = server.wait_for_service()
     assert new_pid != old_pid and "cacherr" in _cmdline(new_pid)
     assert _installed_packages(server.sandbox) == sorted(
         [built["app_b"].name.removesuffix(".txz"), built["runtime"].name.removesuffix(".txz")])
