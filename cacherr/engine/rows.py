@@ -58,6 +58,22 @@ def _require_identity(path: Path, identity: FileIdentity | None, what: str) -> N
         raise SourceChanged(path, f"the {what} changed since cacherr recorded it")
 
 
+def copy_checked(ctx: steps.Context, action_id: int, action: Action) -> FileIdentity:
+    """The start every row that then changes the original shares: folders, the durable
+    copy, and the original checked unchanged on its branch (it is touched next)."""
+    steps.make_folders(ctx, action_id, action)
+    copied = steps.copy_file(ctx, action_id, action.slow_path, action.fast_path, action)
+    _require_identity(action.slow_path, action.slow, "original")
+    return copied.target
+
+
+def require_our_symlink(path: Path) -> None:
+    """Raise SourceChanged unless `path` is still a symlink (cacherr's, as the ledger says)."""
+    link = _lstat(path)
+    if link is None or not stat.S_ISLNK(link.st_mode):
+        raise SourceChanged(path, "is no longer cacherr's symlink")
+
+
 class UnionShadow:
     """union / shadow: copy slow → fast at the same share-relative path; evict deletes it."""
 
@@ -113,20 +129,16 @@ class SymlinkBackup:
     layout, original = "symlink", "backup"
 
     def cache(self, ctx: steps.Context, action_id: int, action: Action) -> FileIdentity:
-        steps.make_folders(ctx, action_id, action)
-        copied = steps.copy_file(ctx, action_id, action.slow_path, action.fast_path, action)
-        _require_identity(action.slow_path, action.slow, "original")
+        copied_target = copy_checked(ctx, action_id, action)
         steps.link_backup(ctx, action_id, action.slow_path, action.backup_path)
         steps.require_idle(ctx, action)
         steps.swap_symlink(
             ctx, action_id, action.slow_path, action.link_temp_path, action.link_target or ""
         )
-        return copied.target
+        return copied_target
 
     def evict(self, ctx: steps.Context, action_id: int, action: Action) -> None:
-        link = _lstat(action.slow_path)
-        if link is None or not stat.S_ISLNK(link.st_mode):
-            raise SourceChanged(action.slow_path, "is no longer cacherr's symlink")
+        require_our_symlink(action.slow_path)
         _require_identity(action.fast_path, action.fast, "cached copy")
         _require_identity(action.backup_path, action.slow, "backup of the original")
         ctx.journal.step(action_id, "checked")

@@ -22,6 +22,8 @@ from cacherr.engine.rows import (
     _remove_temp,
     _require_identity,
     _same_content_stamp,
+    copy_checked,
+    require_our_symlink,
 )
 from cacherr.state.ledger import FileIdentity
 
@@ -56,12 +58,10 @@ class UnionBackup:
     layout, original = "union", "backup"
 
     def cache(self, ctx: steps.Context, action_id: int, action: Action) -> FileIdentity:
-        steps.make_folders(ctx, action_id, action)
-        copied = steps.copy_file(ctx, action_id, action.slow_path, action.fast_path, action)
-        _require_identity(action.slow_path, action.slow, "original")
+        copied_target = copy_checked(ctx, action_id, action)
         steps.require_idle(ctx, action)
         steps.hide_original(ctx, action_id, action.slow_path, action.backup_path)
-        return copied.target
+        return copied_target
 
     def evict(self, ctx: steps.Context, action_id: int, action: Action) -> None:
         _require_identity(action.fast_path, action.fast, "cached copy")
@@ -110,12 +110,10 @@ class UnionMove:
     layout, original = "union", "move"
 
     def cache(self, ctx: steps.Context, action_id: int, action: Action) -> FileIdentity:
-        steps.make_folders(ctx, action_id, action)
-        copied = steps.copy_file(ctx, action_id, action.slow_path, action.fast_path, action)
-        _require_identity(action.slow_path, action.slow, "original")
+        copied_target = copy_checked(ctx, action_id, action)
         steps.require_idle(ctx, action)
         steps.remove_original(ctx, action_id, action.slow_path)
-        return copied.target
+        return copied_target
 
     def evict(self, ctx: steps.Context, action_id: int, action: Action) -> None:
         _require_identity(action.fast_path, action.fast, "cached copy")
@@ -166,19 +164,15 @@ class SymlinkMove:
     layout, original = "symlink", "move"
 
     def cache(self, ctx: steps.Context, action_id: int, action: Action) -> FileIdentity:
-        steps.make_folders(ctx, action_id, action)
-        copied = steps.copy_file(ctx, action_id, action.slow_path, action.fast_path, action)
-        _require_identity(action.slow_path, action.slow, "original")
+        copied_target = copy_checked(ctx, action_id, action)
         steps.require_idle(ctx, action)
         steps.swap_symlink(
             ctx, action_id, action.slow_path, action.link_temp_path, action.link_target or ""
         )
-        return copied.target
+        return copied_target
 
     def evict(self, ctx: steps.Context, action_id: int, action: Action) -> None:
-        link = _lstat(action.slow_path)
-        if link is None or not stat.S_ISLNK(link.st_mode):
-            raise SourceChanged(action.slow_path, "is no longer cacherr's symlink")
+        require_our_symlink(action.slow_path)
         _require_identity(action.fast_path, action.fast, "cached copy")
         _require_free(action.backup_path, "name the copy comes back under")
         ctx.journal.step(action_id, "checked")
