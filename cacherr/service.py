@@ -88,6 +88,7 @@ class Service:
         self._report = Report()
         self._seen_sessions: set[tuple[str, int]] = set()
         self._live_files: set[str] = set()
+        self._live_by_item: dict[int, list[str]] = {}
         self.mover_list = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -255,7 +256,7 @@ class Service:
         if not new:
             return
         cached = {entry.relative_path for entry in self.ledger.files()}
-        located_live = self._live_relative_paths(selection)
+        located_live = self._live_by_item
         for session in selection.sessions:
             if (session.user_name, session.item.rating_key) in new:
                 hit = any(path in cached for path in located_live.get(session.item.rating_key, ()))
@@ -315,8 +316,8 @@ class Service:
 
     def _observe_selection(self, selection) -> None:
         self.metrics.set_active_sessions(len(selection.sessions))
-        self._live_files = {p for paths in self._live_relative_paths(selection).values()
-                            for p in paths}
+        self._live_by_item = self._live_relative_paths(selection)
+        self._live_files = {p for paths in self._live_by_item.values() for p in paths}
         for source in SOURCES:
             status = selection.status.get(source)
             if status is None:

@@ -51,6 +51,3 @@ class Locator:
         if self.layout == "union":
             return str(self.roots[0] / entry.relative_path)
         return str(Path(entry.slow_branch or self.roots[0]) / entry.relative_path)
-
-    def fast_path(self, fast_root: Path, relative_path: str) -> Path:
-        return fast_root / relative_path

@@ -66,16 +66,6 @@ class TransferQueue:
         with self._lock:
             return self._current is None and not self._pending
 
-    def wait_idle(self, timeout_seconds: float) -> bool:
-        """Block until nothing is pending or running (tests, `run --once` style drains)."""
-        with self._lock:
-            return self._lock.wait_for(lambda: self._current is None and not self._pending,
-                                       timeout_seconds)
-
-    def pending(self) -> list[Transfer]:
-        with self._lock:
-            return list(self._pending)
-
     def close(self) -> None:
         with self._lock:
             self._closed = True

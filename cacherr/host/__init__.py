@@ -1,5 +1,6 @@
 """Reading the host: mounts, devices, Unraid state files.
 
-Every system file cacherr reads is named in `SYSTEM_FILES` (invariant 5: a fixed
-allow-list); nothing here writes.
+The system files cacherr reads are a fixed allow-list (invariant 5): /proc/self/mountinfo
+(mounts.py), and Unraid's var.ini, mover.pid, share and Mover Tuning configs under the
+folders of `host:` (unraid.py). Nothing here writes.
 """

@@ -51,14 +51,6 @@ def read_mounts() -> list[Mount]:
         return parse_mountinfo(handle.read())
 
 
-def existing_ancestor(path: str | Path) -> Path:
-    """The path itself if it exists, else its nearest existing parent."""
-    candidate = Path(os.path.abspath(path))
-    while not candidate.exists() and candidate != candidate.parent:
-        candidate = candidate.parent
-    return candidate
-
-
 def mount_of(path: str | Path, mounts: list[Mount] | None = None) -> Mount:
     """Given a path, return the mount that holds it (the last, longest matching mount point)."""
     mounts = read_mounts() if mounts is None else mounts

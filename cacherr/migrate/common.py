@@ -101,3 +101,45 @@ def set_fast(draft: Draft, fast: str, origin: str) -> None:
                                     "name your pool here")
     draft.state_dir = f"{draft.union_fast}/appdata/cacherr"
     draft.state_dir_comment = "on the pool: persistent, local, never the flash drive"
+
+
+class Settings:
+    """Hands out another tool's settings, remembers which were used, and records in the
+    draft the ones that cannot be converted (so nothing is dropped silently).
+    `fold_case`: keys match case-insensitively (JSON settings); the draft names each
+    setting as its file wrote it."""
+
+    def __init__(self, values, draft: Draft, *, fold_case: bool = False):
+        self._fold = str.lower if fold_case else str
+        self.values = dict(values)
+        self.data = {self._fold(key): (key, value) for key, value in values.items()}
+        self.draft, self.used = draft, set()
+
+    def has(self, key: str) -> bool:
+        entry = self.data.get(self._fold(key))
+        return entry is not None and str(entry[1]).strip() != ""
+
+    def raw(self, key: str):
+        folded = self._fold(key)
+        if folded not in self.data:
+            return None
+        self.used.add(folded)
+        return self.data[folded][1]
+
+    def get(self, key: str, convert=None, *args):
+        value = self.raw(key)
+        if value is None or convert is None:
+            return value
+        try:
+            return convert(value, *args)
+        except NotConvertible as error:
+            self.draft.skip(self.data[self._fold(key)][0], value, str(error),
+                            secret=is_secret(key))
+            return None
+
+    def skip(self, key: str, reason: str) -> None:
+        folded = self._fold(key)
+        if folded in self.data and folded not in self.used:
+            self.used.add(folded)
+            name, value = self.data[folded]
+            self.draft.skip_unless_empty(name, value, reason, secret=is_secret(key))

@@ -7,11 +7,9 @@ getting it from the same .env), and so do the Trakt client id and the webhook UR
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from cacherr.migrate.common import (
-    NotConvertible,
-    is_secret,
+    Settings,
     normalise_plex_url,
     ondeck_rule,
     set_fast,
@@ -69,36 +67,10 @@ def parse_env(text: str) -> dict[str, str]:
     return values
 
 
-class _Reader:
-    """Hands out settings, remembers which were used, and records the ones that fail."""
-
-    def __init__(self, values: dict[str, str], draft: Draft):
-        self.values, self.draft, self.used = values, draft, set()
-
-    def has(self, key: str) -> bool:
-        return key in self.values and self.values[key].strip() != ""
-
-    def get(self, key: str, convert: Callable = str, *args):
-        if key not in self.values:
-            return None
-        self.used.add(key)
-        raw = self.values[key]
-        try:
-            return convert(raw, *args)
-        except NotConvertible as error:
-            self.draft.skip(key, raw, str(error), secret=is_secret(key))
-            return None
-
-    def skip(self, key: str, reason: str) -> None:
-        if key in self.values and key not in self.used:
-            self.used.add(key)
-            self.draft.skip_unless_empty(key, self.values[key], reason, secret=is_secret(key))
-
-
 def convert(values: dict[str, str], source: str) -> Draft:
     """Given the settings of a Cacherr/PlexCacheUltra .env, return the Draft."""
     draft = Draft(source=source)
-    read = _Reader(values, draft)
+    read = Settings(values, draft)
     _plex(read, draft)
     _paths(read, draft)
     _cache(read, draft)
@@ -115,7 +87,7 @@ def convert(values: dict[str, str], source: str) -> Draft:
     return draft
 
 
-def _plex(read: _Reader, draft: Draft) -> None:
+def _plex(read: Settings, draft: Draft) -> None:
     url = read.get("PLEX_URL", normalise_plex_url)
     if url:
         draft.plex_url, draft.plex_url_comment = url, "PLEX_URL"
@@ -128,7 +100,7 @@ def _split(text: str | None) -> list[str]:
     return [part for part in re.split(r"[\s,]+", text or "") if part]
 
 
-def _paths(read: _Reader, draft: Draft) -> None:
+def _paths(read: Settings, draft: Draft) -> None:
     plex_sources = _split(read.get("PLEX_SOURCE")) + _split(read.get("ADDITIONAL_PLEX_SOURCES"))
     real_sources = _split(read.get("REAL_SOURCE")) + _split(read.get("ADDITIONAL_SOURCES"))
     for plex, host in zip(plex_sources, real_sources, strict=False):
@@ -142,7 +114,7 @@ def _paths(read: _Reader, draft: Draft) -> None:
                    "unequal counts: the unpaired ones were left out")
 
 
-def _cache(read: _Reader, draft: Draft) -> None:
+def _cache(read: Settings, draft: Draft) -> None:
     destination = read.get("CACHE_DESTINATION") or read.get("CACHE_DIR")
     if read.has("CACHE_DIR") and read.values["CACHE_DIR"] != destination:
         read.skip("CACHE_DIR", "CACHE_DESTINATION was used instead")
@@ -183,7 +155,7 @@ def _cache(read: _Reader, draft: Draft) -> None:
         draft.defer_while_playing = "any"
 
 
-def _rules(read: _Reader, draft: Draft) -> None:
+def _rules(read: Settings, draft: Draft) -> None:
     ondeck = ondeck_rule()
     episodes = read.get("NUMBER_EPISODES", to_int, 0, 100)
     days = read.get("DAYS_TO_MONITOR", to_int, 1, 100000)
@@ -249,7 +221,7 @@ def _rules(read: _Reader, draft: Draft) -> None:
                    "[your Plex user name]")
 
 
-def _service(read: _Reader, draft: Draft) -> None:
+def _service(read: Settings, draft: Draft) -> None:
     if read.get("TEST_MODE", to_bool):
         draft.notes.append("TEST_MODE: dry_run: true (a new file always starts so)")
     scheduler = read.get("ENABLE_SCHEDULER", to_bool)
@@ -263,7 +235,7 @@ def _service(read: _Reader, draft: Draft) -> None:
     _notify(read, draft)
 
 
-def _notify(read: _Reader, draft: Draft) -> None:
+def _notify(read: Settings, draft: Draft) -> None:
     from cacherr.notify.schemes import url_is_valid
 
     kind = (read.get("NOTIFICATION_TYPE") or "").strip().lower()

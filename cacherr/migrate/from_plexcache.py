@@ -12,8 +12,7 @@ from collections import Counter
 from typing import Any
 
 from cacherr.migrate.common import (
-    NotConvertible,
-    is_secret,
+    Settings,
     normalise_plex_url,
     ondeck_rule,
     set_fast,
@@ -62,40 +61,10 @@ _NO_EQUIVALENT = {
 _IGNORED = {"_comment"}
 
 
-class _Settings:
-    """Hands out settings (case-insensitive keys), remembering which were used."""
-
-    def __init__(self, data: dict[str, Any], draft: Draft):
-        self.data = {key.lower(): (key, value) for key, value in data.items()}
-        self.draft, self.used = draft, set()
-
-    def raw(self, key: str) -> Any:
-        if key not in self.data:
-            return None
-        self.used.add(key)
-        return self.data[key][1]
-
-    def get(self, key: str, convert=None, *args) -> Any:
-        value = self.raw(key)
-        if value is None or convert is None:
-            return value
-        try:
-            return convert(value, *args)
-        except NotConvertible as error:
-            self.draft.skip(self.data[key][0], value, str(error), secret=is_secret(key))
-            return None
-
-    def skip(self, key: str, reason: str) -> None:
-        if key in self.data and key not in self.used:
-            self.used.add(key)
-            name, value = self.data[key]
-            self.draft.skip_unless_empty(name, value, reason, secret=is_secret(key))
-
-
 def convert(data: dict[str, Any], source: str) -> Draft:
     """Given the parsed plexcache_settings.json, return the Draft."""
     draft = Draft(source=source)
-    settings = _Settings(data, draft)
+    settings = Settings(data, draft, fold_case=True)
     _plex(settings, draft)
     _paths(settings, draft)
     _cache(settings, draft)
@@ -110,7 +79,7 @@ def convert(data: dict[str, Any], source: str) -> Draft:
     return draft
 
 
-def _plex(settings: _Settings, draft: Draft) -> None:
+def _plex(settings: Settings, draft: Draft) -> None:
     url = settings.get("plex_url", lambda value: normalise_plex_url(str(value)))
     if url:
         draft.plex_url, draft.plex_url_comment = url, "plex_url"
@@ -128,7 +97,7 @@ def _plex(settings: _Settings, draft: Draft) -> None:
             draft.skip("remote_watchlist_rss_url", rss, "not an http(s) URL", secret=True)
 
 
-def _paths(settings: _Settings, draft: Draft) -> None:
+def _paths(settings: Settings, draft: Draft) -> None:
     mappings = settings.get("path_mappings")
     fast_roots: Counter[str] = Counter()
     if isinstance(mappings, list) and mappings:
@@ -179,7 +148,7 @@ def _pool_root(real: str, cache: Any) -> str | None:
     return cache[:-len(relative)] if cache.endswith(relative) else None
 
 
-def _legacy_paths(settings: _Settings, draft: Draft) -> None:
+def _legacy_paths(settings: Settings, draft: Draft) -> None:
     plex_source = settings.get("plex_source")
     real_source = settings.get("real_source")
     plex_folders = settings.get("plex_library_folders") or []
@@ -199,7 +168,7 @@ def _legacy_paths(settings: _Settings, draft: Draft) -> None:
                                      real_source.rstrip("/") or "/"))
 
 
-def _cache(settings: _Settings, draft: Draft) -> None:
+def _cache(settings: Settings, draft: Draft) -> None:
     if settings.get("use_symlinks", to_bool):
         draft.skip("use_symlinks", True, "cacherr's symlink layout needs dir and plex_dir: "
                    "see rules/symlink.yaml")
@@ -232,7 +201,7 @@ def _size_or_none(value: Any) -> str | None:
     return None if str(value).strip() in ("", "0") else to_size(value)
 
 
-def _rules(settings: _Settings, draft: Draft) -> None:
+def _rules(settings: Settings, draft: Draft) -> None:
     ondeck = ondeck_rule()
     days = settings.get("days_to_monitor", to_int, 1, 100000)
     episodes = settings.get("number_episodes", to_int, 0, 100)
@@ -266,7 +235,7 @@ def _rules(settings: _Settings, draft: Draft) -> None:
         draft.library_ids = [str(section) for section in sections]
 
 
-def _users(settings: _Settings, draft: Draft) -> None:
+def _users(settings: Settings, draft: Draft) -> None:
     if settings.get("users_toggle", to_bool) is False:
         draft.users_include_comment = "users_toggle=false: write [your Plex user name] for the owner only"
         draft.skip("users_toggle", False, "only the owner counted: set users.include to "
@@ -312,7 +281,7 @@ def _users(settings: _Settings, draft: Draft) -> None:
                        secret=True)
 
 
-def _notify(settings: _Settings, draft: Draft) -> None:
+def _notify(settings: Settings, draft: Draft) -> None:
     from cacherr.notify.schemes import url_is_valid
 
     kind = str(settings.get("notification_type") or "").strip().lower()
