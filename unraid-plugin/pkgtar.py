@@ -4,8 +4,11 @@
 Usage: pkgtar.py STAGE_DIR OUT.txz [--mtime EPOCH]
 
 What makes it reproducible and safe to install with pkgtools:
-- entries are sorted, start with an explicit `./` (mode 0755: extraction applies it to
-  the target root itself), and every name is relative (`./usr/...`);
+- laid out as Slackware's makepkg lays a package out: the first entry is `./` (mode
+  0755: extraction applies it to the target root itself) and every other name is relative
+  without a `./` prefix (`usr/...`, `install/doinst.sh`), sorted. installpkg finds the
+  install scripts by the names `install/doinst.sh` and `install/slack-desc`: with a `./`
+  prefix it would not run doinst.sh, record an empty description, and unpack /install;
 - every entry is owned by root:root (uid/gid 0), else upgradepkg would hand the files
   to the build user's uid;
 - modes are normalised (directories 0755, files 0755 if the owner may execute, else
@@ -71,7 +74,7 @@ def pack(stage: str | Path, out: str | Path, mtime: int = 0, preset: int = XZ_PR
         top = _info(stage, "./", mtime)
         tar.addfile(top)
         for path in _entries(stage):
-            name = "./" + path.relative_to(stage).as_posix()
+            name = path.relative_to(stage).as_posix()
             info = _info(path, name, mtime)
             if info.type == tarfile.REGTYPE:
                 with path.open("rb") as handle:

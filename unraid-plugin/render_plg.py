@@ -29,6 +29,9 @@ APP_NAME = re.compile(r"^cacherr-(\d{4}\.\d{2}\.\d{2}(?:[a-z]|\.\d+)?)-x86_64-\d
 RUNTIME_NAME = re.compile(r"^cacherr-python-3\.12\.[0-9]+-x86_64-\d+[a-z_]*\.txz$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# An entity value cannot hold '"', '&', '%' or '<'; a URL here never needs them.
+URL = re.compile(r"^https?://[^\s\"&%<>']+$")
+PLACEHOLDER_SHA256 = re.compile(r"^(.)\1{63}$")
 
 
 class RenderError(Exception):
@@ -39,8 +42,17 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def default_plugin_url(repo: str) -> str:
+    return f"https://raw.githubusercontent.com/{repo}/main/cacherr.plg"
+
+
+def default_release_url(repo: str, version: str) -> str:
+    return f"https://github.com/{repo}/releases/download/{version}"
+
+
 def render(*, app_txz: str, app_sha256: str, runtime_txz: str, runtime_sha256: str,
            changes: str, repo: str = DEFAULT_REPO, author: str = DEFAULT_AUTHOR,
+           plugin_url: str | None = None, release_url: str | None = None,
            template: str | None = None) -> str:
     """Return the .plg text; raise RenderError on a value the .plg cannot carry."""
     match = APP_NAME.match(app_txz)
@@ -58,6 +70,14 @@ def render(*, app_txz: str, app_sha256: str, runtime_txz: str, runtime_sha256: s
         if "&" in text or "<" in text or "]]>" in text:
             raise RenderError(f"{label} must not contain '&' or '<' (the .plg would not parse)")
     version = match.group(1)
+    plugin_url = plugin_url or default_plugin_url(repo)
+    release_url = (release_url or default_release_url(repo, version)).rstrip("/")
+    for label, url in (("plugin URL", plugin_url), ("release URL", release_url)):
+        if not URL.match(url):
+            raise RenderError(f"{label} {url!r} is not an http(s) URL the .plg can carry")
+    if not plugin_url.endswith("/cacherr.plg"):
+        raise RenderError(f"plugin URL {plugin_url!r} must end in /cacherr.plg (the plugin's "
+                          "name is its file's name)")
     notes = changes.strip("\n")
     if not notes.startswith(f"###{version}"):
         notes = f"###{version}\n{notes}"
@@ -65,7 +85,7 @@ def render(*, app_txz: str, app_sha256: str, runtime_txz: str, runtime_sha256: s
         "@AUTHOR@": author, "@VERSION@": version, "@REPO@": repo,
         "@APP_TXZ@": app_txz, "@APP_SHA256@": app_sha256,
         "@RUNTIME_TXZ@": runtime_txz, "@RUNTIME_SHA256@": runtime_sha256,
-        "@CHANGES@": notes,
+        "@PLUGIN_URL@": plugin_url, "@RELEASE_URL@": release_url, "@CHANGES@": notes,
     }
     text = template if template is not None else TEMPLATE.read_text()
     for placeholder, value in values.items():
@@ -92,8 +112,15 @@ def values_of(plg_text: str) -> dict[str, str]:
         "runtime_txz": _entity(plg_text, "runtimeTXZ"),
         "runtime_sha256": _entity(plg_text, "runtimeSHA256"),
         "repo": _entity(plg_text, "gitRepo"), "author": _entity(plg_text, "author"),
-        "changes": changes.group(1),
+        "plugin_url": _entity(plg_text, "pluginURL"),
+        "release_url": _entity(plg_text, "releaseURL"), "changes": changes.group(1),
     }
+
+
+def placeholder_checksums(plg_text: str) -> list[str]:
+    """The names of the SHA256 entities that hold a placeholder (one digit repeated, e.g. zeros)."""
+    return [name for name in ("appSHA256", "runtimeSHA256")
+            if PLACEHOLDER_SHA256.match(_entity(plg_text, name))]
 
 
 def check(path: Path) -> list[str]:
@@ -114,12 +141,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime-sha256")
     parser.add_argument("--repo", default=DEFAULT_REPO, help="GitHub OWNER/NAME of releases")
     parser.add_argument("--author", default=DEFAULT_AUTHOR)
+    parser.add_argument("--plugin-url", help="pluginURL (default: the repository's main branch)")
+    parser.add_argument("--release-url",
+                        help="the folder URL of the packages (default: the GitHub release)")
     parser.add_argument("--changes", type=Path, default=HERE / "CHANGES.md")
     parser.add_argument("-o", "--output", type=Path, default=HERE.parent / "cacherr.plg")
     parser.add_argument("--check", type=Path, metavar="PLG",
                         help="exit 1 if PLG is not the template rendered with its own values")
+    parser.add_argument("--zero-check", type=Path, metavar="PLG",
+                        help="exit 1 if a SHA256 in PLG is a placeholder (e.g. all zeros)")
     args = parser.parse_args(argv)
     try:
+        if args.zero_check:
+            placeholders = placeholder_checksums(args.zero_check.read_text())
+            if placeholders:
+                print(f"{args.zero_check}: {', '.join(placeholders)} hold a placeholder, "
+                      "not a package's SHA256: `plugin install` would fail with 'bad file "
+                      "SHA256'; render it from a build (make plugin)", file=sys.stderr)
+                return 1
+            return 0
         if args.check:
             diff = check(args.check)
             if diff:
@@ -135,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("give --app and --runtime (or the --*-txz and --*-sha256 values)")
         text = render(app_txz=app_txz, app_sha256=app_sha256, runtime_txz=runtime_txz,
                       runtime_sha256=runtime_sha256, changes=args.changes.read_text(),
-                      repo=args.repo, author=args.author)
+                      repo=args.repo, author=args.author, plugin_url=args.plugin_url,
+                      release_url=args.release_url)
     except RenderError as error:
         print(f"render_plg.py: {error}", file=sys.stderr)
         return 2

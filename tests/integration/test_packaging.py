@@ -1,11 +1,16 @@
 """The Unraid plugin and the Docker image as files: the .plg (xmllint, entities, structure,
-hashes of the built packages), the packages themselves, the scripts (shellcheck), the
-runtime recipe, the Community Applications template, the Dockerfile (hadolint) and the
-entry point. (Installing the plugin is tests/e2e/test_plugin_manager.py.)"""
+hashes of the built packages, no placeholder checksum), the packages themselves (laid out
+as makepkg lays them out), the scripts (shellcheck), the runtime recipe and its pin, the
+release path, the Community Applications template, the Dockerfile (hadolint) and the entry
+point. (Installing the plugin with the real plugin manager is tests/e2e/test_plugin_manager.py.)"""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.resources
+import json
+import lzma
 import os
 import re
 import shutil
@@ -19,12 +24,13 @@ import pytest
 import yaml
 
 from cacherr.config.loader import check_text
-from tests.e2e.plugin_emulator import (
+from tests.e2e.plugin_build import (
     TEST_VERSION,
     build_app,
-    build_stub_runtime,
+    build_runtime,
     load_plugin_module,
     render_plugin,
+    standin_pbs_tarball,
 )
 from tests.helpers import require_root, require_tool
 
@@ -40,6 +46,8 @@ EXECUTABLES = ("usr/local/sbin/cacherr", "etc/rc.d/rc.cacherr",
                "usr/local/emhttp/plugins/cacherr/event/unmounting_disks",
                "usr/local/emhttp/plugins/cacherr/scripts/service")
 ALLOWED_RUN = {"/bin/bash"}
+# A maintainer's .plg files in the repository (none until the release workflow commits one).
+COMMITTED_PLGS = sorted(REPO.glob("*.plg")) + sorted(PLUGIN.glob("*.plg"))
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +58,7 @@ def built(tmp_path_factory):
     shutil.copytree(REPO / "cacherr", source, ignore=shutil.ignore_patterns("__pycache__"))
     first = build_app(tmp / "first", VERSION, source)
     second = build_app(tmp / "second", VERSION, source, reuse=False)
-    runtime = build_stub_runtime(tmp / "first", tmp / "shim.jsonl")
+    runtime = build_runtime(tmp / "first", *standin_pbs_tarball(tmp / "pbs"))
     plg = render_plugin(tmp / "cacherr.plg", first, runtime)
     return {"app": first, "again": second, "runtime": runtime, "plg": plg, "tmp": tmp}
 
@@ -71,17 +79,33 @@ def _members(package: Path) -> list[tarfile.TarInfo]:
 
 def test_xmllint_accepts_the_committed_plg_the_rendered_plg_and_the_template_xml(built):
     xmllint = require_tool("xmllint")
-    for path in (REPO / "cacherr.plg", built["plg"], PLUGIN / "cacherr.xml"):
+    for path in (*COMMITTED_PLGS, built["plg"], PLUGIN / "cacherr.xml"):
         done = subprocess.run([xmllint, "--noout", str(path)], capture_output=True, text=True)
         assert done.returncode == 0, f"{path}: {done.stderr}"
 
 
-def test_the_committed_plg_is_the_template_rendered_with_its_own_values(tmp_path):
+def test_every_plg_is_the_template_rendered_with_its_own_values(built, tmp_path):
     render = load_plugin_module("render_plg")
-    assert render.check(REPO / "cacherr.plg") == []
+    for plg in (*COMMITTED_PLGS, built["plg"]):
+        assert render.check(plg) == [], plg
     edited = tmp_path / "cacherr.plg"
-    edited.write_text((REPO / "cacherr.plg").read_text().replace("exit 0\n]]>", "exit 1\n]]>", 1))
+    edited.write_text(built["plg"].read_text().replace("exit 0\n]]>", "exit 1\n]]>", 1))
     assert render.check(edited) != [], "a hand edit of the .plg must be noticed"
+
+
+def test_no_committed_plg_carries_a_placeholder_checksum(built, tmp_path):
+    # `plugin install` of a .plg whose SHA256 is zeros fails with "bad file SHA256": a .plg
+    # in the repository must come from a real build (the release workflow commits one).
+    render = load_plugin_module("render_plg")
+    for plg in COMMITTED_PLGS:
+        assert render.placeholder_checksums(plg.read_text()) == [], plg
+    zeroed = tmp_path / "cacherr.plg"
+    digest = hashlib.sha256(built["app"].read_bytes()).hexdigest()
+    zeroed.write_text(built["plg"].read_text().replace(digest, "0" * 64))
+    checker = [sys.executable, str(PLUGIN / "render_plg.py"), "--zero-check"]
+    refused = subprocess.run([*checker, str(zeroed)], capture_output=True, text=True)
+    assert refused.returncode == 1 and "appSHA256" in refused.stderr
+    assert subprocess.run([*checker, str(built["plg"])]).returncode == 0
 
 
 def test_the_entities_expand_to_the_built_packages_names_version_and_sha256(built):
@@ -99,9 +123,10 @@ def test_the_entities_expand_to_the_built_packages_names_version_and_sha256(buil
     assert sidecar == [hashlib.sha256(app.read_bytes()).hexdigest(), app.name]
 
 
-@pytest.mark.parametrize("which", ["committed", "rendered"])
+@pytest.mark.parametrize("which", [*COMMITTED_PLGS, "rendered"],
+                         ids=lambda which: getattr(which, "name", which))
 def test_the_plg_follows_the_structure_rules_of_the_plugin_manager(built, which):
-    path = REPO / "cacherr.plg" if which == "committed" else built["plg"]
+    path = built["plg"] if which == "rendered" else which
     raw = path.read_text()
     plugin = _expanded(path)
     assert plugin.tag == "PLUGIN"
@@ -159,12 +184,13 @@ def test_shellcheck_passes_on_every_script_and_every_inline_of_the_plg(built, tm
         PLUGIN / "event/unmounting_disks", PLUGIN / "scripts/service", PLUGIN / "build-runtime.sh")]
     scripts += [(path, "sh") for path in (
         PLUGIN / "wrapper.sh", PLUGIN / "install/doinst.sh", REPO / "docker/entrypoint.sh")]
-    for plg in (REPO / "cacherr.plg", built["plg"]):
+    plgs = (*COMMITTED_PLGS, built["plg"])
+    for number, plg in enumerate(plgs):
         for index, (method, text) in enumerate(_inline_scripts(plg)):
-            script = tmp_path / f"{plg.parent.name}-{method}-{index}.sh"
+            script = tmp_path / f"{number}-{method}-{index}.sh"
             script.write_text("#!/bin/bash\n" + text)
             scripts.append((script, "bash"))
-    assert len(scripts) == 9 + 4
+    assert len(scripts) == 9 + 2 * len(plgs)
     for path, shell in scripts:
         done = subprocess.run([shellcheck, "-s", shell, "-x", str(path)], capture_output=True,
                               text=True)
@@ -174,17 +200,26 @@ def test_shellcheck_passes_on_every_script_and_every_inline_of_the_plg(built, tm
 # -- the packages ------------------------------------------------------------------------
 
 
-def test_the_app_package_is_root_owned_relative_and_limited_to_cacherr_s_paths(built):
+def _assert_laid_out_like_makepkg(package: Path) -> dict[str, tarfile.TarInfo]:
+    """`./` first, then every name relative without `./` (installpkg finds install/doinst.sh
+    and install/slack-desc by exactly those names), sorted, root-owned; return them by name."""
+    assert lzma.decompress(package.read_bytes())[:100].rstrip(b"\0") == b"./"  # as written
+    members = _members(package)
+    assert members[0].isdir() and members[0].mode == 0o755
+    names = [member.name for member in members[1:]]
+    assert names == sorted(names)
+    for member in members[1:]:
+        assert not member.name.startswith(("./", "/")) and ".." not in Path(member.name).parts
+        assert member.uid == 0 and member.gid == 0 and member.uname == "root", member.name
+    return {member.name: member for member in members[1:]}
+
+
+def test_the_app_package_is_laid_out_like_makepkg_and_limited_to_cacherr_s_paths(built):
     package = built["app"]
     assert PACKAGE_NAME.match(package.name) and PACKAGE_NAME.match(built["runtime"].name)
-    members = _members(package)
-    assert members[0].name in (".", "./") and members[0].isdir() and members[0].mode == 0o755
-    by_name = {}
-    for member in members[1:]:
-        assert member.uid == 0 and member.gid == 0 and member.uname == "root", member.name
-        assert member.name.startswith("./") and ".." not in Path(member.name).parts
-        name = member.name[2:]
-        by_name[name] = member
+    by_name = _assert_laid_out_like_makepkg(package)
+    assert {"install/doinst.sh", "install/slack-desc"} <= set(by_name)
+    for name in by_name:
         assert any(name.startswith(prefix) or prefix.startswith(name + "/")
                    for prefix in ALLOWED_PREFIXES), name
     for name in EXECUTABLES:
@@ -198,13 +233,13 @@ def test_the_app_package_is_root_owned_relative_and_limited_to_cacherr_s_paths(b
     assert any(name.startswith(f"{site}rpds/") for name in compiled)
     assert all("cpython-312-x86_64-linux-gnu" in name or "abi3" in name for name in compiled)
     with tarfile.open(package) as tar:
-        pth = tar.extractfile("./usr/local/lib/cacherr/python/lib/python3.12/site-packages/"
+        pth = tar.extractfile("usr/local/lib/cacherr/python/lib/python3.12/site-packages/"
                               "cacherr.pth").read().decode()
-        doinst = tar.extractfile("./install/doinst.sh").read().decode()
-        slack_desc = tar.extractfile("./install/slack-desc").read().decode()
+        doinst = tar.extractfile("install/doinst.sh").read().decode()
+        slack_desc = tar.extractfile("install/slack-desc").read().decode()
         default_rules = tar.extractfile(
-            "./usr/local/emhttp/plugins/cacherr/default-rules.yaml").read().decode()
-        assert tar.extractfile("./usr/local/emhttp/plugins/cacherr/images/cacherr.png") \
+            "usr/local/emhttp/plugins/cacherr/default-rules.yaml").read().decode()
+        assert tar.extractfile("usr/local/emhttp/plugins/cacherr/images/cacherr.png") \
             .read().startswith(b"\x89PNG")
     assert pth.strip() == "../../../../site-packages"
     for line in doinst.splitlines():
@@ -236,9 +271,16 @@ def test_the_renderer_refuses_what_would_break_the_plg():
             "runtime_txz": "cacherr-python-3.12.9-x86_64-1.txz", "runtime_sha256": "b" * 64,
             "changes": "- fine"}
     assert "###2026.01.02\n- fine" in render.render(**good)
+    local = render.render(**good, plugin_url="http://127.0.0.1:8000/cacherr.plg",
+                          release_url="http://127.0.0.1:8000/2026.01.02/")
+    assert '<!ENTITY releaseURL    "http://127.0.0.1:8000/2026.01.02">' in local
+    assert render.values_of(local)["plugin_url"] == "http://127.0.0.1:8000/cacherr.plg"
     for bad in ({"changes": "- fish & chips"}, {"changes": "- a <b>"},
                 {"app_txz": "cacherr-2026.1.2-x86_64-1.txz"}, {"app_sha256": "A" * 64},
-                {"runtime_txz": "cacherr-python-3.11.9-x86_64-1.txz"}):
+                {"runtime_txz": "cacherr-python-3.11.9-x86_64-1.txz"},
+                {"plugin_url": "https://example.org/other.plg"},
+                {"plugin_url": 'http://127.0.0.1:1/"&x;/cacherr.plg'},
+                {"release_url": "ftp://example.org/2026.01.02"}):
         with pytest.raises(render.RenderError):
             render.render(**{**good, **bad})
 
@@ -292,8 +334,7 @@ def test_the_runtime_recipe_verifies_prunes_and_packs_a_standalone_build(tmp_pat
     assert done.returncode == 0, done.stderr
     package = tmp_path / "out/cacherr-python-3.12.99-x86_64-1.txz"
     assert done.stdout.strip().endswith(package.name) and PACKAGE_NAME.match(package.name)
-    names = {member.name[2:]: member for member in _members(package)[1:]}
-    assert all(member.uid == 0 and member.gid == 0 for member in names.values())
+    names = _assert_laid_out_like_makepkg(package)
     base = "usr/local/lib/cacherr/python/"
     assert names[f"{base}bin/python3"].issym()
     assert f"{base}lib/python3.12/json/__init__.py" in names
@@ -417,10 +458,40 @@ def test_the_entrypoint_drops_to_puid_keeping_the_capabilities_to_preserve_owner
     assert bad.returncode == 2 and "UMASK" in bad.stderr
 
 
-def test_the_release_workflow_builds_smoke_tests_and_renders_with_the_real_runtime():
-    workflow = yaml.safe_load((REPO / ".github/workflows/release.yml").read_text())
+def test_the_release_workflow_builds_with_make_plugin_and_pins_no_placeholder():
+    text = (REPO / ".github/workflows/release.yml").read_text()
+    workflow = yaml.safe_load(text)
     steps = " ".join(step.get("run", "") for step in workflow["jobs"]["plugin"]["steps"])
-    assert "unraid-plugin/build-runtime.sh" in steps
-    assert "--runtime-python runtime/usr/local/lib/cacherr/python/bin/python3" in steps
-    assert "env -i" in steps and "render_plg.py" in steps and "xmllint --noout" in steps
+    assert 'make plugin PLUGIN_VERSION="$GITHUB_REF_NAME"' in steps and "RELEASE=1" in steps
+    assert "env -i" in steps and "--zero-check dist/cacherr.plg" in steps
+    assert "dist/cacherr.plg" in steps and "cp dist/cacherr.plg cacherr.plg" in steps
+    assert not re.search(r"\b([0-9a-f])\1{63}\b", text), "a placeholder SHA256 in the workflow"
     assert os.access(PLUGIN / "build-runtime.sh", os.X_OK)
+    assert os.access(PLUGIN / "make_plugin.py", os.X_OK)
+
+
+def test_the_pinned_runtime_is_the_build_pbs_installer_lists_for_that_version():
+    # pbs-installer (PyPI) carries the URL and SHA256 of every python-build-standalone
+    # build; requirements-dev.txt installs the version the pin was made from.
+    make_plugin = load_plugin_module("make_plugin")
+    pin = make_plugin.read_pin()
+    assert importlib.metadata.version("pbs-installer") == pin["PBS_INSTALLER"], \
+        "requirements-dev.txt's pbs-installer must be the version runtime-pin.env names"
+    versions = json.loads(importlib.resources.files("pbs_installer")
+                          .joinpath("versions.json").read_text())
+    listed = make_plugin.runtime_builds(versions)[pin["PYTHON_VERSION"]]
+    assert (listed["url"], listed["sha256"]) == (pin["PBS_URL"], pin["PBS_SHA256"])
+    assert re.fullmatch(r"[0-9a-f]{64}", pin["PBS_SHA256"])
+    assert make_plugin.PBS_FILE_NAME.match(listed["filename"])
+    assert pin["PBS_URL"].startswith("https://github.com/astral-sh/python-build-standalone/")
+
+
+def test_a_release_build_needs_this_version_s_notes_on_top_of_changes_md():
+    make_plugin = load_plugin_module("make_plugin")
+    good = "###2026.05.02\n- newer\n###2026.05.01\n- older\n"
+    make_plugin.check_release_notes(good, "2026.05.02")
+    for changes, version in (("- no heading yet\n", "2026.05.02"),
+                             (good, "2026.05.03"),  # the notes are not this version's
+                             ("###2026.04.30\n- x\n###2026.05.01\n- y\n", "2026.04.30")):
+        with pytest.raises(make_plugin.PluginBuildError):
+            make_plugin.check_release_notes(changes, version)
