@@ -9,6 +9,7 @@ from pathlib import Path
 import requests
 
 from cacherr.config.model import Config
+from cacherr.doctor import mover_checks
 from cacherr.doctor.findings import Finding
 from cacherr.host import unraid
 from cacherr.host.mounts import is_separate_mount
@@ -99,7 +100,7 @@ def check_state(config: Config) -> list[Finding]:
 
 
 def check_unraid(config: Config) -> list[Finding]:
-    """Share/pool settings, Mover Tuning and the built-in mover (Unraid only)."""
+    """Share/pool settings and every way the mover runs (mover_checks; Unraid only)."""
     host = config.host
     version = unraid.unraid_version(host)
     if version is None:
@@ -125,30 +126,8 @@ def check_unraid(config: Config) -> list[Finding]:
                                         "set the mover action to Pool → Array (yes)"))
             elif use_cache in ("yes",):
                 findings.append(Finding("ok", "share", f"share {share} uses {pool}"))
-    tuning = unraid.mover_tuning_config(host)
-    exclude = str(config.cache.mover_exclude_file)
-    if tuning is None:
-        findings.append(Finding("warning", "mover", "Mover Tuning is not installed: the mover "
-                                "will move cached files back", "install Mover Tuning and set "
-                                f"'Ignore files listed inside of a text file' to {exclude}"))
-    else:
-        if tuning.get("filelistf") != "yes" or tuning.get("filelistv") != exclude:
-            findings.append(Finding("problem", "mover", "Mover Tuning does not read cacherr's "
-                                    f"list (filelistv={tuning.get('filelistv', '')!r})",
-                                    f"set 'Ignore files listed inside of a text file' to Yes "
-                                    f"and its path to {exclude}"))
-        else:
-            findings.append(Finding("ok", "mover", f"Mover Tuning reads {exclude}"))
-        if tuning.get("omovercfg") == "yes" or tuning.get("omoverthresh", "") not in ("", "0"):
-            findings.append(Finding("warning", "mover", "Mover Tuning's 'move all above "
-                                    f"{tuning.get('omoverthresh', '?')}%' ignores the list",
-                                    "disable that threshold, or keep max_size below it"))
-    var = unraid.var_ini(host) or {}
-    if version >= (7, 2, 1) and var.get("shareMoverSchedule", "").strip() not in ("", "disabled"):
-        findings.append(Finding("warning", "mover", "Unraid 7.2.1+'s built-in mover has its own "
-                                "schedule and ignores Mover Tuning's list",
-                                "Settings → Scheduler: set the built-in mover to Disabled and "
-                                "schedule Mover Tuning instead"))
+    shares = _shares(config) if config.cache.layout == "union" else None
+    findings += mover_checks.check_mover(host, version, config.cache.mover_exclude_file, shares)
     if config.cache.original == "move":
         findings.append(Finding("warning", "original", "original: move keeps a single copy "
                                 "on the pool", "use a pool with redundancy (mirror), or "

@@ -45,8 +45,66 @@ def share_config(host: HostConfig, share: str) -> dict[str, str] | None:
     return read_ini(host.boot_config_dir / "shares" / f"{share}.cfg")
 
 
+MOVER_TUNING_DIR = Path("plugins") / "ca.mover.tuning"
+OVERRIDE_ON = 'moverOverride="yes"'
+
+
+def read_mover_tuning_file(path: Path) -> dict[str, str] | None:
+    """Given a Mover Tuning settings file, return its values as its mover (age_mover) reads
+    them; None if missing or unreadable.
+
+    age_mover takes, for a key, the first line whose text before the first `=` is exactly
+    the key, and the rest of that line minus one trailing and then one leading `"`. A
+    line it does not read (the last one without a newline) is left out; a CRLF line keeps
+    its `\r` (so `filelistf="yes"` + CRLF is not "yes" to it either).
+    """
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")  # keeps any \r, as bash does
+    except OSError:
+        return None
+    values: dict[str, str] = {}
+    for line in text.split("\n")[:-1]:  # `while read` skips a last line without newline
+        key, separator, value = line.partition("=")
+        if separator and key not in values:
+            value = value[:-1] if value.endswith('"') else value
+            values[key] = value[1:] if value.startswith('"') else value
+    return values
+
+
 def mover_tuning_config(host: HostConfig) -> dict[str, str] | None:
-    return read_ini(host.boot_config_dir / "plugins" / "ca.mover.tuning" / "ca.mover.tuning.cfg")
+    """Mover Tuning's global settings (None: Mover Tuning is not installed or not visible)."""
+    return read_mover_tuning_file(host.boot_config_dir / MOVER_TUNING_DIR / "ca.mover.tuning.cfg")
+
+
+def mover_tuning_overrides(host: HostConfig) -> dict[str, dict[str, str]]:
+    """{share: settings} of the per-share override files Mover Tuning applies
+    (shareOverrideConfig/<share>.cfg holding moverOverride="yes", as age_mover greps it)."""
+    folder = host.boot_config_dir / MOVER_TUNING_DIR / "shareOverrideConfig"
+    found = {}
+    for path in sorted(folder.glob("*.cfg")) if folder.is_dir() else []:
+        try:
+            active = OVERRIDE_ON in path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        values = read_mover_tuning_file(path) if active else None
+        if values is not None:
+            found[path.stem] = values
+    return found
+
+
+def share_settings(host: HostConfig) -> dict[str, str] | None:
+    """The global share settings (share.cfg: shareMoverSchedule, ...); None if not visible."""
+    return read_ini(host.boot_config_dir / "share.cfg")
+
+
+def mover_cron(host: HostConfig, owner: str) -> str | None:
+    """The mover schedule a plugin left for update_cron (`plugins/<owner>/mover.cron`:
+    `dynamix` for Unraid's own, `ca.mover.tuning` for its forced move); None if none."""
+    try:
+        return (host.boot_config_dir / "plugins" / owner / "mover.cron").read_text(
+            encoding="utf-8", errors="replace")
+    except OSError:
+        return None
 
 
 def unraid_version(host: HostConfig) -> tuple[int, ...] | None:
