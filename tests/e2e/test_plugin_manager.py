@@ -104,7 +104,7 @@ class Server:
     def wait_for_service(self) -> int:
         """Wait until the service answers on its port; return its PID."""
         health = f"http://127.0.0.1:{self.box.service_port}/health"
-        wait_for(lambda: self.box.http_get(health)[0] in (200, 503), 60,
+        wait_for(lambda: self.box.http_get(health)[0] in (200, 503), 180,
                  what=f"the service to answer (syslog:\n{self.box.syslog_text()[-3000:]})")
         (pid,) = self.services()
         return pid

@@ -116,7 +116,7 @@ class UnraidBox:
         return (self.workdir / "controller.log").read_text(errors="replace")
 
     # doing things in the box
-    def run(self, command: str | list[str], timeout_seconds: float = 180) -> Result:
+    def run(self, command: str | list[str], timeout_seconds: float = 300) -> Result:
         """Run a command (a list, or a bash script) as root in the box; wait for it."""
         argv = command if isinstance(command, list) else ["/bin/bash", "-c", command]
         answer = self._call("run", timeout_seconds, argv=argv, timeout=timeout_seconds)
