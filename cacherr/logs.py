@@ -8,17 +8,35 @@ import re
 import sys
 import time
 
-# Plex tokens in URLs and headers, and credentials in Apprise-style URLs.
+# Schemes whose host part is a network host; in other Apprise schemes (tgram://BOT_TOKEN/,
+# pover://USER@TOKEN) the "host" is itself a secret, so only the scheme is shown.
+_HOST_SCHEMES = frozenset({"http", "https", "json", "jsons", "xml", "xmls", "form", "forms",
+                           "ws", "wss"})
+_URL = re.compile(r"\b([a-z][a-z0-9+.-]*)://([^\s/?#\"'<>]*)([^\s\"'<>]*)", re.IGNORECASE)
+# Tokens outside URLs: query-style, Plex's header, bearer tokens, JSON-style secrets.
 _SECRET_PATTERNS = (
-    (re.compile(r"(X-Plex-Token[=:]\s*)[^&\s\"']+", re.IGNORECASE), r"\1<redacted>"),
-    (re.compile(r"(token[=:]\s*)[^&\s\"']+", re.IGNORECASE), r"\1<redacted>"),
-    (re.compile(r"([a-z][a-z0-9+.-]*://)([^/@\s:]+)(:[^/@\s]*)?@", re.IGNORECASE),
-     r"\1<redacted>@"),
+    (re.compile(r"(X-Plex-Token[=:]\s*)[^&\s\"',;]+", re.IGNORECASE), r"\1<redacted>"),
+    (re.compile(r"\b(token=)[^&\s\"',;]+", re.IGNORECASE), r"\1<redacted>"),
+    (re.compile(r"\b(Bearer\s+)[^\s\"']+", re.IGNORECASE), r"\1<redacted>"),
+    (re.compile(r"(\"[A-Za-z_]*(?:token|password|secret)\"\s*:\s*\")[^\"]*", re.IGNORECASE),
+     r"\1<redacted>"),
 )
 
 
+def redact_url(match: re.Match) -> str:
+    scheme, authority, rest = match.group(1), match.group(2), match.group(3)
+    host = authority.rpartition("@")[2]
+    if scheme.lower() not in _HOST_SCHEMES:
+        return f"{scheme}://" + ("..." if authority or rest.strip("/") else "")
+    hidden = "@" in authority or rest.strip("/")
+    return f"{scheme}://{host}" + ("/..." if hidden else rest)
+
+
 def redact(text: str) -> str:
-    """Given a log text, return it with tokens and URL credentials replaced."""
+    """Given a log or message text, return it with every URL cut to its scheme and host
+    (no credentials, path or query; only the scheme where the "host" holds a token) and
+    tokens outside URLs replaced."""
+    text = _URL.sub(redact_url, text)
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

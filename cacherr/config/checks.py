@@ -15,7 +15,7 @@ from typing import Any
 
 from cacherr.config.errors import Problem, dotted
 from cacherr.config.schema import SIZE_OR_PERCENT_PATTERN
-from cacherr.config.units import parse_size
+from cacherr.config.units import parse_duration, parse_size
 from cacherr.config.yamlpos import Positions
 
 _WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
@@ -56,18 +56,178 @@ class _Checker:
         return node
 
 
-def check_meaning(document: Any, positions: Positions) -> list[Problem]:
-    """Problems of meaning that hold on any host."""
+def check_meaning(document: Any, positions: Positions, *,
+                  base: Path | None = None) -> list[Problem]:
+    """Problems of meaning that hold on any host. `base` is the rules file's folder (the
+    default state_dir is beside it); None when there is no file yet."""
     if not isinstance(document, dict):
         return []
     checker = _Checker(document, positions)
     _check_layout_blocks(checker)
     _check_sizes(checker)
     _check_windows_paths(checker)
+    _check_path_mappings(checker)
+    _check_branches_outside_view(checker)
     _check_rules(checker)
     _check_notify_urls(checker)
     _check_listen(checker)
+    _check_server_token(checker)
+    _check_schedule(checker)
+    _check_state_dir_path(checker, base)
     return checker.problems
+
+
+# Paths on this host that a relative value is taken relative to the rules file's folder.
+# Plex's paths (paths[].plex, symlink.plex_dir) and pinned paths are not host paths.
+HOST_PATH_KEYS = (
+    ("cache", "union", "view"), ("cache", "union", "fast"), ("cache", "symlink", "dir"),
+    ("cache", "mover_exclude_file"), ("state_dir",), ("host", "mover_pid_file"),
+    ("host", "emhttp_dir"), ("host", "boot_config_dir"), ("notify", "unraid_script"),
+)
+MIN_EVERY_SECONDS = 300
+MIN_SESSIONS_EVERY_SECONDS = 2
+MIN_TOKEN_LENGTH = 16
+# Unraid's user shares are a FUSE file system; the flash drive is mounted at /boot.
+_UNRAID_FUSE = ("/mnt/user", "/mnt/user0")
+_FLASH = "/boot"
+
+
+def absolute_paths(document: dict, base: Path) -> dict:
+    """Given a substituted document and the rules file's folder, return the document with
+    every relative host path made absolute from that folder (never the current one)."""
+    def fix(value: Any) -> Any:
+        if isinstance(value, str) and value and not value.startswith("/") \
+                and not _WINDOWS_PATH.match(value):
+            return os.path.normpath(os.path.join(base, value))
+        return value
+
+    def at(path: tuple) -> tuple[dict | None, str]:
+        node: Any = document
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        return (node if isinstance(node, dict) else None), path[-1]
+
+    for path in HOST_PATH_KEYS:
+        parent, key = at(path)
+        if parent is not None and key in parent:
+            parent[key] = fix(parent[key])
+    slow = (document.get("cache") or {}).get("union") if isinstance(document.get("cache"),
+                                                                     dict) else None
+    if isinstance(slow, dict) and isinstance(slow.get("slow"), list):
+        slow["slow"] = [fix(pattern) for pattern in slow["slow"]]
+    if isinstance(document.get("paths"), list):
+        for mapping in document["paths"]:
+            if isinstance(mapping, dict) and "host" in mapping:
+                mapping["host"] = fix(mapping["host"])
+    return document
+
+
+def _inside(path: str, folder: str) -> bool:
+    """True if `path` is `folder` or below it (both normalised, no file system access)."""
+    path, folder = os.path.normpath(path), os.path.normpath(folder)
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _check_path_mappings(c: _Checker) -> None:
+    mappings = c.get("paths")
+    if not isinstance(mappings, list):
+        return
+    seen_plex: dict[str, int] = {}
+    seen_host: list[tuple[int, str]] = []
+    for index, mapping in enumerate(mappings):
+        if not isinstance(mapping, dict):
+            continue
+        plex, host = mapping.get("plex"), mapping.get("host")
+        if isinstance(plex, str) and plex:
+            normal = os.path.normpath(plex)
+            if normal in seen_plex:
+                c.problem(("paths", index, "plex"), f"{plex} is already mapped by paths."
+                          f"{seen_plex[normal]}; give each Plex prefix once")
+            else:
+                seen_plex[normal] = index
+        if isinstance(host, str) and host:
+            for other, earlier in seen_host:
+                if _inside(host, earlier) or _inside(earlier, host):
+                    c.problem(("paths", index, "host"),
+                              f"{host} overlaps paths.{other}.host {earlier}: a file there "
+                              "would have two Plex paths; keep one entry (the longest "
+                              "Plex prefix already wins inside a shorter one)")
+                    break
+            seen_host.append((index, host))
+
+
+def _check_branches_outside_view(c: _Checker) -> None:
+    view = c.get("cache", "union", "view")
+    if c.get("cache", "layout") != "union" or not isinstance(view, str) or not view:
+        return
+    fast = c.get("cache", "union", "fast")
+    if isinstance(fast, str) and fast and _inside(fast, view):
+        what = "is the merged view" if os.path.normpath(fast) == os.path.normpath(view) \
+            else f"is inside the merged view {view}"
+        c.problem(("cache", "union", "fast"), f"{fast} {what}, not a branch; give the pool's "
+                  "own path (e.g. /mnt/cache, not /mnt/user/...)")
+    for index, pattern in enumerate(c.get("cache", "union", "slow") or []):
+        if isinstance(pattern, str) and pattern and _inside(pattern, view):
+            c.problem(("cache", "union", "slow", index), f"{pattern} is inside the merged view "
+                      f"{view}, not a branch; give the disks' own paths (e.g. /mnt/disk*)")
+
+
+def _check_server_token(c: _Checker) -> None:
+    token = c.get("server", "token")
+    if isinstance(token, str) and token and len(token) < MIN_TOKEN_LENGTH:
+        # Never the value itself: messages end up in logs.
+        c.problem(("server", "token"), f"is shorter than {MIN_TOKEN_LENGTH} characters; use a "
+                  "long random one, e.g. from `openssl rand -hex 24`")
+
+
+def _check_schedule(c: _Checker) -> None:
+    for key, minimum, what in (
+            ("every", MIN_EVERY_SECONDS, "a full cycle asks Plex, plex.tv and Trakt"),
+            ("sessions_every", MIN_SESSIONS_EVERY_SECONDS, "each poll asks Plex")):
+        value = c.get("schedule", key)
+        if not isinstance(value, str):
+            continue
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            continue  # the schema reports it
+        if seconds < minimum:
+            shown = f"{minimum // 60}m" if minimum >= 60 else f"{minimum}s"
+            c.problem(("schedule", key), f"{value} is too often: {what}; the minimum is {shown}")
+
+
+def _state_dir_of(c: _Checker, base: Path | None) -> tuple[str | None, bool]:
+    """(the effective state_dir, whether the file gives it), None when unknown."""
+    state_dir = c.get("state_dir")
+    if isinstance(state_dir, str) and state_dir:
+        return state_dir, True
+    if state_dir is None and base is not None:
+        return str(Path(base) / "state"), False
+    return None, False
+
+
+def _state_dir_problem(c: _Checker, given: bool, message: str) -> None:
+    if given:
+        c.problem(("state_dir",), message)
+    else:
+        c.problem(("state_dir",), f"not set, so it defaults to a `state` folder beside the "
+                  f"rules file: {message}", at_key=True)
+
+
+def _check_state_dir_path(c: _Checker, base: Path | None) -> None:
+    state_dir, given = _state_dir_of(c, base)
+    if state_dir is None:
+        return
+    if _inside(state_dir, _FLASH):
+        _state_dir_problem(c, given, f"{state_dir} is on the flash drive, which wears out and "
+                           "does not keep SQLite safe; set state_dir: /mnt/cache/appdata/cacherr "
+                           "(a pool)")
+    elif any(_inside(state_dir, share) for share in _UNRAID_FUSE):
+        below = os.path.normpath(state_dir).split("/")[3:]
+        pool_path = "/".join(["/mnt/cache", *below])
+        _state_dir_problem(c, given, f"{state_dir} is on Unraid's user shares (FUSE), where "
+                           "SQLite's locks and fsync are not reliable; use the pool's own "
+                           f"path, e.g. {pool_path}")
 
 
 def _check_listen(c: _Checker) -> None:
@@ -189,8 +349,10 @@ def _redacted(url: str) -> str:
 # -- checks against this host ---------------------------------------------------------
 
 
-def check_host(document: Any, positions: Positions) -> list[Problem]:
-    """Problems that need this host: paths exist, branches are on distinct devices."""
+def check_host(document: Any, positions: Positions, *,
+               base: Path | None = None) -> list[Problem]:
+    """Problems that need this host: paths exist, branches are on distinct devices, the
+    state directory's file system keeps a database safe."""
     if not isinstance(document, dict):
         return []
     c = _Checker(document, positions)
@@ -205,7 +367,7 @@ def check_host(document: Any, positions: Positions) -> list[Problem]:
         folder = c.get("cache", "symlink", "dir")
         if isinstance(folder, str) and not os.path.isdir(folder):
             c.problem(("cache", "symlink", "dir"), f"{folder} does not exist on this host")
-    _check_state_dir(c)
+    _check_state_dir(c, base)
     return c.problems
 
 
@@ -252,13 +414,15 @@ def _check_union_branches(c: _Checker) -> None:
         c.problem(base + ("fast",), f"{fast} is the merged view, not a branch")
 
 
-def _check_state_dir(c: _Checker) -> None:
+def _check_state_dir(c: _Checker, base: Path | None) -> None:
     from cacherr.state.statedir import StateDirError, check_state_dir
 
-    state_dir = c.get("state_dir")
-    if not isinstance(state_dir, str) or not state_dir:
-        return
+    state_dir, given = _state_dir_of(c, base)
+    if state_dir is None or _inside(state_dir, _FLASH) or \
+            any(_inside(state_dir, share) for share in _UNRAID_FUSE):
+        return  # unknown, or reported offline already
     try:
         check_state_dir(state_dir)
     except StateDirError as error:
-        c.problem(("state_dir",), str(error))
+        _state_dir_problem(c, given, str(error).removeprefix(f"state_dir {state_dir} ")
+                           if not given else str(error))

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cacherr.config import checks, model
+from cacherr.config import checks, dotenv, model
 from cacherr.config.envsubst import substitute
 from cacherr.config.errors import ConfigError, Problem
-from cacherr.config.units import parse_duration, parse_size
+from cacherr.config.units import format_bytes, parse_duration, parse_size
 from cacherr.config.validate import schema_problems
-from cacherr.config.yamlpos import parse
+from cacherr.config.yamlpos import MAX_FILE_BYTES, decode, parse
 
 DEFAULT_LOCATIONS = (
     Path("rules.yaml"),
@@ -46,20 +46,43 @@ def load(path: str | Path, environ: Mapping[str, str] = os.environ, *,
          offline: bool = False) -> model.Config:
     """Given a rules file, return its Config; raise ConfigError with every problem at once.
 
-    `offline` skips the checks that look at this host (paths exist, devices differ).
-    Raise OSError if the file cannot be read.
+    `${VAR}` takes VAR from `environ`, else from the `.env` file beside the rules file.
+    Relative paths in the file are relative to its folder. `offline` skips the checks
+    that look at this host (paths exist, devices differ). Raise OSError if the file
+    cannot be read.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    document, problems = check_text(text, environ, offline=offline)
+    text = read_text(path)
+    document, problems = check_text(text, dotenv.environment(path, environ), offline=offline,
+                                    base=path.absolute().parent)
     if problems:
         raise ConfigError(str(path), problems)
     return build(document, path, offline=offline)
 
 
-def check_text(text: str, environ: Mapping[str, str], *,
-               offline: bool = False) -> tuple[Any, list[Problem]]:
-    """Given the text of a rules file, return (substituted document, every problem)."""
+def read_text(path: Path) -> str:
+    """The text of a rules file, read no further than MAX_FILE_BYTES; raise ConfigError
+    for a larger file or one that is not UTF-8, and OSError if it cannot be read."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            size = os.fstat(handle.fileno()).st_size
+            raise ConfigError(str(path), [Problem(
+                1, 1, "(file)", f"the file is {format_bytes(max(size, len(data)))}; a rules "
+                f"file is at most {format_bytes(MAX_FILE_BYTES)} (is this the right file?)")])
+    text, problems = decode(data)
+    if text is None:
+        raise ConfigError(str(path), problems)
+    return text
+
+
+def check_text(text: str, environ: Mapping[str, str], *, offline: bool = False,
+               base: Path | None = None) -> tuple[Any, list[Problem]]:
+    """Given the text of a rules file, return (substituted document, every problem).
+
+    `base` is the rules file's folder: relative host paths are taken from there (None
+    leaves them as written, for text that has no file yet).
+    """
     document, positions, problems = parse(text)
     if document is None:
         return None, problems
@@ -67,9 +90,12 @@ def check_text(text: str, environ: Mapping[str, str], *,
         return document, problems + [Problem(1, 1, "(root)", "the rules file must be a "
                                              "mapping of keys (version, plex, paths, ...)")]
     document, env_problems = substitute(document, environ, positions)
-    found = schema_problems(document, positions) + checks.check_meaning(document, positions)
+    if base is not None:
+        document = checks.absolute_paths(document, base)
+    found = (schema_problems(document, positions)
+             + checks.check_meaning(document, positions, base=base))
     if not offline:
-        found += checks.check_host(document, positions)
+        found += checks.check_host(document, positions, base=base)
     # An unset variable is the one problem of its value: what follows from the empty
     # string it left (too short, not a URL) would only repeat it.
     unset = {problem.path for problem in env_problems}
@@ -210,7 +236,9 @@ def _build_notify(notify: dict[str, Any]) -> model.NotifyConfig:
 
 def _build_server(server: dict[str, Any]) -> model.ServerConfig:
     host, _, port = server.get("listen", "0.0.0.0:5445").rpartition(":")
-    return model.ServerConfig(listen_host=host.strip("[]") or "0.0.0.0", listen_port=int(port))
+    return model.ServerConfig(listen_host=host.strip("[]") or "0.0.0.0", listen_port=int(port),
+                              token=server.get("token") or None,
+                              protect_cached=bool(server.get("protect_cached", False)))
 
 
 def _build_host(host: dict[str, Any]) -> model.HostConfig:

@@ -35,9 +35,9 @@ class PathMapping:
 @dataclass(frozen=True)
 class PlexConfig:
     url: str
-    token: str
-    watchlist_rss: str | None = None
-    user_tokens: dict[str, str] = field(default_factory=dict)
+    token: str = field(repr=False)
+    watchlist_rss: str | None = field(default=None, repr=False)
+    user_tokens: dict[str, str] = field(default_factory=dict, repr=False)
     timeout_seconds: float = 30.0
 
 
@@ -117,7 +117,7 @@ class Rule:
 
 @dataclass(frozen=True)
 class TraktConfig:
-    client_id: str | None = None
+    client_id: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class NotifyConfig:
-    urls: tuple[str, ...] = ()
+    urls: tuple[str, ...] = field(default=(), repr=False)  # they hold tokens
     events: tuple[str, ...] = ("summary", "error", "cache_full")
     unraid_notify_script: str = "/usr/local/emhttp/webGui/scripts/notify"
 
@@ -137,6 +137,8 @@ class NotifyConfig:
 class ServerConfig:
     listen_host: str = "0.0.0.0"
     listen_port: int = 5445
+    token: str | None = field(default=None, repr=False)  # None: write endpoints answer 403
+    protect_cached: bool = False  # /api/cached needs the token too
 
 
 @dataclass(frozen=True)

@@ -104,17 +104,21 @@ PLEX = block(
         "url": string("Address of the Plex server, as this host reaches it.",
                       "http://192.168.1.10:32400", pattern=r"^https?://",
                       **{"x-error": "must be an http:// or https:// URL"}),
-        "token": string("The server owner's X-Plex-Token. Put it in the environment "
-                        "(`${PLEX_TOKEN}`) rather than in the file.", "${PLEX_TOKEN}",
-                        minLength=1),
+        "token": string("The server owner's X-Plex-Token (Plex Web: an item's ⋯ → Get "
+                        "Info → View XML; the address ends with `X-Plex-Token=...`). Put it "
+                        "in the environment or the `.env` beside this file (`${PLEX_TOKEN}`) "
+                        "rather than in the file.", "${PLEX_TOKEN}", minLength=1,
+                        **{"x-secret": True}),
         "watchlist_rss": string(
             "Plex's 'friends' watchlist' RSS feed URL (plex.tv → Watchlist → RSS), used for "
             "friends' watchlists, which plex.tv gives to nobody else.",
             "https://rss.plex.tv/00000000-0000-0000-0000-000000000000", default=None,
             pattern=r"^$|^https?://",
-            **{"x-error": "must be an http:// or https:// URL (or empty for none)"}),
+            **{"x-error": "must be an http:// or https:// URL (or empty for none)",
+               "x-secret": True}),
         "user_tokens": _key(
-            {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
+            {"type": "object", "additionalProperties": {"type": "string", "minLength": 1,
+                                                        "x-secret": True}},
             "Server tokens per user name, for users plex.tv hands out no token for.",
             {"alice": "${ALICE_TOKEN}"}, default={}),
         "timeout": duration("Timeout of each request to Plex, plex.tv and Trakt.", "30s",
@@ -309,7 +313,8 @@ SCHEMA: dict[str, Any] = {
                         "priority": 80}]),
         "trakt": block("Trakt API access, for `select: trakt`.",
                        {"client_id": string("The Trakt API application's client id.",
-                                            "${TRAKT_CLIENT_ID}", default=None)},
+                                            "${TRAKT_CLIENT_ID}", default=None,
+                                            **{"x-secret": True})},
                        {"client_id": "${TRAKT_CLIENT_ID}"}, default={}),
         "schedule": block("When cycles run.", {
             "every": duration("A full cycle: select, plan, move, evict.", "1h", default="1h"),
@@ -317,8 +322,11 @@ SCHEMA: dict[str, Any] = {
                                        "30s", default="30s"),
         }, {"every": "1h", "sessions_every": "30s"}, default={}),
         "notify": block("Notifications through Apprise.", {
-            "urls": string_list("Apprise URLs; `unraid://` sends Unraid's own notifications.",
-                                ["${DISCORD_URL}", "unraid://"], default=[], minLength=1),
+            "urls": string_list("Apprise URLs; `unraid://` sends Unraid's own notifications. "
+                                "They hold tokens: prefer `${VAR}` with the value in the "
+                                "environment or the `.env` beside this file.",
+                                ["${DISCORD_URL}", "unraid://"], default=[], minLength=1,
+                                **{"x-secret": True}),
             "events": _key({"type": "array", "items": {"enum": list(NOTIFY_EVENTS)}},
                            "Which events notify: summary (after a cycle that moved files), "
                            "error, cache_full, source_down, source_recovered.",
@@ -328,11 +336,21 @@ SCHEMA: dict[str, Any] = {
                                     "/usr/local/emhttp/webGui/scripts/notify",
                                     default="/usr/local/emhttp/webGui/scripts/notify"),
         }, {"urls": ["${DISCORD_URL}"], "events": ["summary", "error"]}, default={}),
-        "server": block("The HTTP server: /metrics, /health, /api/cached.", {
+        "server": block("The HTTP server: /metrics, /health, /api/cached, POST /api/evict.", {
             "listen": string("host:port to listen on.", "0.0.0.0:5445",
                              default="0.0.0.0:5445", pattern=LISTEN_PATTERN,
                              **{"x-error": "must be HOST:PORT, e.g. 0.0.0.0:5445"}),
-        }, {"listen": "0.0.0.0:5445"}, default={}),
+            "token": string("Bearer token that write endpoints (POST /api/evict) require as "
+                            "`Authorization: Bearer TOKEN`; at least 16 characters (e.g. from "
+                            "`openssl rand -hex 24`), best given as `${VAR}`. Unset: every "
+                            "write endpoint answers 403 (the local `cacherr evict` still "
+                            "reaches the service through its socket in state_dir).",
+                            "${CACHERR_API_TOKEN}", default=None, minLength=1,
+                            **{"x-secret": True}),
+            "protect_cached": boolean("Require the token for GET /api/cached too (it lists "
+                                      "user names and titles). /metrics and /health stay "
+                                      "open.", True, default=False),
+        }, {"listen": "0.0.0.0:5445", "token": "${CACHERR_API_TOKEN}"}, default={}),
         "host": block("Where this host keeps Unraid's state files (change only for tests or "
                       "unusual installs).", {
             "mover_pid_file": string("The Unraid mover's PID file.", "/var/run/mover.pid",

@@ -42,6 +42,20 @@ def schema_problems(document: Any, positions: Positions) -> list[Problem]:
     return problems
 
 
+def _shown(instance: Any, schema: dict[str, Any]) -> str:
+    """How a value appears in a message: never a secret, never an empty value as `None`,
+    URLs without their credentials, path and query."""
+    from cacherr.logs import redact
+
+    if schema.get("x-secret"):
+        return "this value"
+    if instance is None:
+        return "an empty value"
+    if isinstance(instance, str):
+        return repr(redact(instance))
+    return str(instance)
+
+
 def _describe(error: jsonschema.ValidationError, path: tuple,
               positions: Positions) -> list[Problem]:
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -67,8 +81,13 @@ def _describe(error: jsonschema.ValidationError, path: tuple,
         ]
     line, column = positions.of_value(path)
     where = dotted(path)
+    if instance is None:
+        example = schema.get("examples", [None])[0]
+        hint = f" (e.g. {example})" if isinstance(example, str | int) and \
+            not isinstance(example, bool) else ""
+        return [Problem(line, column, where, f"has no value; give one{hint}")]
+    shown = _shown(instance, schema)
     if "x-error" in schema and error.validator in ("pattern", "anyOf", "const", "oneOf"):
-        shown = instance if not isinstance(instance, str) else repr(instance)
         return [Problem(line, column, where, f"{shown} {schema['x-error']}")]
     if error.validator == "type":
         expected = error.validator_value
@@ -77,11 +96,22 @@ def _describe(error: jsonschema.ValidationError, path: tuple,
         if expected == "a string" and isinstance(instance, int | float | bool):
             hint = " (quote it if you meant the text)"
         if "x-error" in schema and "pattern" in schema:
-            return [Problem(line, column, where, f"{instance!r} {schema['x-error']}")]
+            return [Problem(line, column, where, f"{shown} {schema['x-error']}")]
         return [Problem(line, column, where,
                         f"expected {expected}, got {_python_type(instance)}{hint}")]
     if error.validator == "enum":
         choices = ", ".join(str(choice) for choice in error.validator_value)
-        return [Problem(line, column, where, f"{instance!r} is not one of: {choices}")]
-    message = re.sub(r"\s+", " ", error.message)
+        return [Problem(line, column, where, f"{shown} is not one of: {choices}")]
+    if error.validator == "minLength":
+        minimum = error.validator_value
+        return [Problem(line, column, where, "must not be empty" if minimum == 1
+                        else f"must be at least {minimum} characters")]
+    if error.validator == "minItems":
+        return [Problem(line, column, where, f"needs at least {error.validator_value} "
+                        f"entr{'y' if error.validator_value == 1 else 'ies'}")]
+    if schema.get("x-secret"):
+        return [Problem(line, column, where, f"this value is not valid here ({error.validator})")]
+    from cacherr.logs import redact
+
+    message = redact(re.sub(r"\s+", " ", error.message))
     return [Problem(line, column, where, message)]

@@ -23,8 +23,8 @@ def check_state_dir(path: str | Path, mounts: list[Mount] | None = None) -> Stat
     """Given the configured state_dir, return its check; raise StateDirError if refused.
 
     Refused: tmpfs/ramfs (lost at reboot, including a root file system in RAM, as on
-    Unraid) and vfat/exfat (the Unraid flash: no fsync guarantees, wears the stick).
-    FUSE gives a warning: SQLite's locking and fsync may not be honoured.
+    Unraid), vfat/exfat (the Unraid flash: no fsync guarantees, wears the stick) and FUSE
+    (Unraid's /mnt/user, mergerfs: SQLite's locking and fsync are not reliable there).
     """
     path = Path(path)
     mount = mount_of(path, mounts)
@@ -39,10 +39,10 @@ def check_state_dir(path: str | Path, mounts: list[Mount] | None = None) -> Stat
             f"state_dir {path} is on {fs_type} ({mount.mount_point}), a flash drive file "
             "system; put it on a persistent local disk (e.g. /mnt/cache/appdata/cacherr)"
         )
-    check = StateDirCheck(path=path, fs_type=fs_type)
     if fs_type.startswith("fuse"):
-        check.warnings.append(
-            f"state_dir {path} is on FUSE ({fs_type}); prefer a pool or disk path "
-            "(e.g. /mnt/cache/appdata/cacherr rather than /mnt/user/appdata/cacherr)"
+        raise StateDirError(
+            f"state_dir {path} is on FUSE ({fs_type} at {mount.mount_point}), where SQLite's "
+            "locks and fsync are not reliable; use a pool or disk path (e.g. "
+            "/mnt/cache/appdata/cacherr rather than /mnt/user/appdata/cacherr)"
         )
-    return check
+    return StateDirCheck(path=path, fs_type=fs_type)

@@ -237,7 +237,7 @@ def test_a_windows_plex_prefix_is_an_error(tmp_path, capsys):
 def test_an_apprise_url_that_apprise_cannot_parse_is_an_error(tmp_path, capsys):
     text = valid_text() + "notify:\n  urls: ['unraid://', 'nosuchscheme://x']\n"
     assert offline(tmp_path, text, capsys) == (
-        2, ["27:23: notify.urls.1: Apprise cannot use this URL: nosuchscheme://x"])
+        2, ["27:23: notify.urls.1: Apprise cannot use this URL: nosuchscheme://..."])
 
 
 def test_a_key_of_another_selector_is_an_error(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The state directory must survive a reboot: tmpfs, RAM roots and the flash are refused."""
+"""The state directory must survive a reboot and keep SQLite safe: tmpfs, RAM roots, the flash and FUSE are refused."""
 
 import os
 
@@ -42,9 +42,10 @@ def test_volatile_and_flash_state_directories_are_refused(path, fs):
         check_state_dir(path, MOUNTS)
 
 
-def test_a_fuse_state_directory_is_a_warning():
-    check = check_state_dir("/mnt/user/appdata/cacherr", MOUNTS)
-    assert check.fs_type == "fuse.shfs" and "FUSE" in check.warnings[0]
+def test_a_fuse_state_directory_is_refused_and_the_message_names_the_pool_path():
+    with pytest.raises(StateDirError, match="FUSE") as refused:
+        check_state_dir("/mnt/user/appdata/cacherr", MOUNTS)
+    assert "/mnt/cache/appdata/cacherr" in str(refused.value)
 
 
 def test_a_pool_state_directory_is_fine():
