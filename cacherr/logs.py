@@ -42,6 +42,17 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_all(value):
+    """A JSON-able value with every string in it redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_all(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_all(item) for item in value]
+    return value
+
+
 class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
@@ -55,13 +66,29 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
+        if isinstance(getattr(record, "summary", None), dict):
+            entry["summary"] = redact_all(record.summary)
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry)
 
 
+_json_lines = False  # set by setup_logging: how the run's summary is printed
+
+
+def print_summary(text: str, data: dict) -> None:
+    """The one-line summary that ends a run, on stderr: the text, or with `--log-json` a
+    JSON log line carrying `data` as its "summary"."""
+    if _json_lines:
+        logging.getLogger("cacherr.summary").info(text, extra={"summary": data})
+    else:
+        print(redact(text), file=sys.stderr)
+
+
 def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
     """Send cacherr's logs to stderr, as text or JSON lines."""
+    global _json_lines
+    _json_lines = as_json
     handler = logging.StreamHandler(sys.stderr)
     if as_json:
         handler.setFormatter(_JsonFormatter())

@@ -42,11 +42,12 @@ ROLES = ("fast", "slow")
 SOURCES = ("plex", "plextv", "trakt")
 MOVE_FAILURE_REASONS = (
     "enospc", "source_changed", "verify_failed", "permission", "vanished", "io_error",
-    "aborted", "other",
+    "other",
 )
+# `aborted`: a clean stop (SIGTERM) stopped the transfer in progress; not a failure.
 SKIP_REASONS = (
     "no_space", "too_large", "hardlinked", "in_session", "mover_running", "parity_check",
-    "owner", "unmapped", "held", "deferred", "other",
+    "owner", "unmapped", "held", "deferred", "aborted", "other",
 )
 EVENTS = ("summary", "error", "cache_full", "source_down", "source_recovered")
 JOBS = ("cycle", "sessions", "reload")

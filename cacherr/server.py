@@ -2,29 +2,33 @@
 
 `prometheus_client.start_http_server` answers every path with metrics, so cacherr routes
 by itself: `/`, `/metrics`, `/health`, `/api/cached` and `POST /api/evict`; anything else
-is 404. Requests are served on their own threads, and every handler only reads memory
-or calls the callables it was given, which must be quick (no copying, no waiting on a
-disk or on Plex): a long transfer must never block the health check.
+is 404. Requests are served on their own threads (at most `MAX_CONNECTIONS` at once), and
+every handler only reads memory or calls the callables it was given: a long transfer
+must never block the health check.
+
+Anyone on the network can reach `server.listen`, so: write endpoints need `Authorization:
+Bearer <server.token>` (compared in constant time) and answer 403 to everyone when no
+token is configured; `/api/cached` needs it too with `server.protect_cached`; bodies are
+capped at 64 KiB, JSON nesting at a few levels, and a client that sends its body too
+slowly is dropped without a traceback. The same endpoints are also served on a Unix
+socket in the state directory (`api.sock`, mode 0600): whoever can open it is local and
+trusted already, so it needs no token (`cacherr evict` on this host uses it).
 
 The server also writes `<state_dir>/runtime.json` with the bound host, port and pid, so
-that `cacherr healthcheck` and `cacherr evict` can find a running service.
+that `cacherr healthcheck` and `cacherr evict` can find a running service
+(`cacherr.client` is the other side).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
-import math
-import os
-import socket
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,49 +36,53 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cacherr import __version__
+from cacherr.api import (
+    MAX_BODY_BYTES,
+    BadRequest,
+    EvictRequest,
+    Unavailable,
+    non_negative_int,
+    parse_evict_body,
+    single,
+)
 from cacherr.health import FAILING, HealthState
+from cacherr.listeners import BoundedServer, DualStackServer, LocalServer
+from cacherr.logs import redact_all
 from cacherr.metrics import CONTENT_TYPE, Metrics
+from cacherr.runtime import SOCKET_FILE, connect_host, remove_runtime_file, write_runtime_file
 
 log = logging.getLogger(__name__)
 
-RUNTIME_FILE = "runtime.json"
-MAX_BODY_BYTES = 1024 * 1024
-# A client that stops sending mid-request releases its thread after this long.
+# A client that stops sending mid-request releases its thread after this long; a body
+# must arrive whole within it.
 REQUEST_TIMEOUT_SECONDS = 10.0
 DEFAULT_PAGE_LIMIT = 1000
-
-
-@dataclass(frozen=True)
-class EvictRequest:
-    """A `POST /api/evict` body: paths (as Plex or the host sees them) or all, and a hold."""
-
-    paths: tuple[str, ...] = ()
-    all: bool = False
-    hold_seconds: float | None = None
 
 
 # Given nothing, return every cached file as a plain JSON-able dict that has at least
 # "rules" (list of rule names) and "users" (list of user names). Must be quick.
 CachedFiles = Callable[[], Iterable[Mapping[str, Any]]]
-# Given an EvictRequest, queue it and return a plain JSON-able result. Must be quick:
-# queue the evictions, do not carry them out on the request thread.
+# Given an EvictRequest, carry it out (or have it carried out) and return a plain
+# JSON-able result. It runs on the request's own thread and may wait for the transfer in
+# progress; raise BadRequest for a request the client must fix, Unavailable when it
+# cannot be served now.
 Evict = Callable[[EvictRequest], Mapping[str, Any]]
 
 
-class BadRequest(Exception):
-    """A request the client must fix: answered 400 with the message."""
-
 
 class Server:
-    """The HTTP server of a running service; `start()` binds and serves on a daemon thread."""
+    """The HTTP server of a running service; `start()` binds and serves on daemon threads."""
 
     def __init__(self, host: str, port: int, *, metrics: Metrics, health: HealthState,
                  cached_files: CachedFiles | None = None, evict: Evict | None = None,
-                 state_dir: str | Path | None = None) -> None:
-        """Given `server.listen` (port 0: any free port), the data sources and the state dir.
+                 state_dir: str | Path | None = None, token: str | None = None,
+                 protect_cached: bool = False,
+                 request_timeout_seconds: float = REQUEST_TIMEOUT_SECONDS) -> None:
+        """Given `server.listen` (port 0: any free port), the data sources, the state dir
+        and `server.token` / `server.protect_cached`.
 
         `cached_files` and `evict` may be None until the loop has them; their endpoints
-        then answer 503. `state_dir` None writes no runtime file.
+        then answer 503. `state_dir` None writes no runtime file and opens no socket.
         """
         self.host = host
         self.port = port
@@ -83,17 +91,36 @@ class Server:
         self.cached_files = cached_files
         self.evict = evict
         self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.set_access(token, protect_cached)
+        self.request_timeout_seconds = request_timeout_seconds
         self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._local: LocalServer | None = None
+        self._threads: list[threading.Thread] = []
 
     @classmethod
     def from_config(cls, config, *, metrics: Metrics, health: HealthState,
                     cached_files: CachedFiles | None = None,
                     evict: Evict | None = None) -> Server:
-        """Given a loaded Config, return its server: `server.listen`, runtime file in state_dir."""
+        """Given a loaded Config, return its server: `server.*`, runtime file and socket in
+        state_dir."""
         return cls(config.server.listen_host, config.server.listen_port, metrics=metrics,
                    health=health, cached_files=cached_files, evict=evict,
-                   state_dir=config.state_dir)
+                   state_dir=config.state_dir, token=config.server.token,
+                   protect_cached=config.server.protect_cached)
+
+    def set_access(self, token: str | None, protect_cached: bool) -> None:
+        """Take a reloaded `server.token` and `server.protect_cached`."""
+        self.token_digest = _digest(token) if token else None
+        self.protect_cached = protect_cached
+
+    def accepts(self, authorization: str | None) -> bool:
+        """True if an Authorization header carries the configured token (constant time)."""
+        if self.token_digest is None or not authorization:
+            return False
+        scheme, _, given = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(_digest(given.strip()), self.token_digest)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -109,37 +136,57 @@ class Server:
         host, port = self.address
         return f"http://{connect_host(host)}:{port}"
 
-    def start(self) -> tuple[str, int]:
-        """Bind, start serving on a daemon thread, write the runtime file; return (host, port).
+    @property
+    def socket_path(self) -> Path | None:
+        """Where the trusted local socket is, once started (None without a state dir)."""
+        return self.state_dir / SOCKET_FILE if self._local is not None else None
 
-        Raise OSError if the address cannot be bound.
+    def start(self) -> tuple[str, int]:
+        """Bind, start serving on daemon threads, write the runtime file; return (host, port).
+
+        Raise OSError if the address cannot be bound. A socket that cannot be made in the
+        state directory is logged, not fatal (the TCP endpoints still work).
         """
-        handler = type("BoundHandler", (_Handler,), {"server_app": self})
-        server_class = _DualStackServer if ":" in self.host else ThreadingHTTPServer
+        handler = type("BoundHandler", (_Handler,), {"server_app": self,
+                                                     "timeout": self.request_timeout_seconds})
+        server_class = DualStackServer if ":" in self.host else BoundedServer
         self._httpd = server_class((self.host, self.port), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="cacherr-http", daemon=True)
-        self._thread.start()
+        self._serve(self._httpd, "cacherr-http")
         host, port = self.address
         log.info("serving /metrics, /health and /api on %s:%d", host, port)
         if self.state_dir is not None:
+            local = type("LocalHandler", (handler,), {"trusted": True})
+            try:
+                self._local = LocalServer(self.state_dir, local)
+                self._serve(self._local, "cacherr-socket")
+            except OSError as error:
+                log.warning("no local socket in %s (cacherr evict will need server.token): %s",
+                            self.state_dir, error)
             try:
                 write_runtime_file(self.state_dir, host, port)
             except OSError as error:
-                log.warning("could not write %s: %s", self.state_dir / RUNTIME_FILE, error)
+                log.warning("could not write the runtime file in %s: %s", self.state_dir, error)
         return host, port
 
+    def _serve(self, server, name: str) -> None:
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
     def stop(self) -> None:
-        """Stop serving, close the socket and remove this process's runtime file."""
+        """Stop serving, close the sockets and remove this process's runtime file."""
         if self._httpd is None:
             return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for server in (self._httpd, self._local):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
         self._httpd = None
+        self._local = None
         if self.state_dir is not None:
             remove_runtime_file(self.state_dir)
 
@@ -151,104 +198,9 @@ class Server:
         self.stop()
 
 
-class _DualStackServer(ThreadingHTTPServer):
-    """Listens on an IPv6 address; `::` takes IPv4 connections too."""
-
-    address_family = socket.AF_INET6
-
-    def server_bind(self) -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
-
-
-def connect_host(listen_host: str) -> str:
-    """Given a listen host, return the address a local client connects to."""
-    if listen_host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    if listen_host == "::":
-        return "[::1]"
-    return f"[{listen_host}]" if ":" in listen_host else listen_host
-
-
-# -- the runtime file ----------------------------------------------------------------
-
-
-def write_runtime_file(state_dir: Path, host: str, port: int) -> Path:
-    """Atomically write `<state_dir>/runtime.json` with host, port, pid; return its path."""
-    target = Path(state_dir) / RUNTIME_FILE
-    content = json.dumps({"host": host, "port": port, "pid": os.getpid(),
-                          "version": __version__, "started": time.time()}, indent=1) + "\n"
-    descriptor, temporary = tempfile.mkstemp(prefix=".runtime.", suffix=".tmp", dir=state_dir)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    directory = os.open(state_dir, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-    return target
-
-
-def read_runtime_file(state_dir: str | Path) -> dict[str, Any] | None:
-    """Return the runtime file's content, or None if missing or unreadable."""
-    try:
-        content = json.loads((Path(state_dir) / RUNTIME_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return content if isinstance(content, dict) else None
-
-
-def service_origin(state_dir: str | Path) -> str | None:
-    """Return the http:// origin of the service whose runtime file is in `state_dir`, or None."""
-    content = read_runtime_file(state_dir)
-    try:
-        return f"http://{connect_host(str(content['host']))}:{int(content['port'])}"
-    except (TypeError, KeyError, ValueError):
-        return None
-
-
-def request_evict(origin: str, request: EvictRequest, timeout_seconds: float = 10.0
-                  ) -> dict[str, Any]:
-    """POST `request` to a running service's /api/evict; return its JSON answer.
-
-    Raise OSError if the service cannot be reached, and ValueError (with the service's
-    message) if it refused the request.
-    """
-    body = json.dumps({"paths": list(request.paths), "all": request.all,
-                       "hold_seconds": request.hold_seconds}).encode()
-    http_request = urllib.request.Request(f"{origin}/api/evict", data=body, method="POST",
-                                          headers={"Content-Type": "application/json"})
-    # No proxy: HTTP_PROXY must not take a request meant for this host.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(http_request, timeout=timeout_seconds) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as error:
-        try:
-            message = json.load(error).get("error", "")
-        except (ValueError, AttributeError):
-            message = ""
-        raise ValueError(f"the service refused: HTTP {error.code} {message}".strip()) from None
-
-
-def remove_runtime_file(state_dir: Path) -> None:
-    """Remove the runtime file if this process wrote it."""
-    content = read_runtime_file(state_dir)
-    if content is not None and content.get("pid") == os.getpid():
-        try:
-            (Path(state_dir) / RUNTIME_FILE).unlink()
-        except OSError as error:
-            log.warning("could not remove %s: %s", Path(state_dir) / RUNTIME_FILE, error)
+def _digest(token: str) -> bytes:
+    # Equal-length digests: compare_digest then takes the same time whatever was sent.
+    return hashlib.sha256(token.encode("utf-8", errors="surrogateescape")).digest()
 
 
 # -- request handling ----------------------------------------------------------------
@@ -267,6 +219,7 @@ offset)</li>
 
 class _Handler(BaseHTTPRequestHandler):
     server_app: Server  # set on the per-server subclass
+    trusted = False  # True on the local socket: no token needed
     server_version = f"cacherr/{__version__}"
     protocol_version = "HTTP/1.1"
     timeout = REQUEST_TIMEOUT_SECONDS
@@ -278,6 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
         "/api/cached": {"GET": "_cached"},
         "/api/evict": {"POST": "_evict"},
     }
+    READ_METHODS = ("GET", "HEAD")
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -298,20 +252,53 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         methods = self.ROUTES.get(url.path.rstrip("/") or "/")
         if methods is None:
-            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such path: {url.path}"})
+            self._send_json(HTTPStatus.NOT_FOUND, {"error": "no such path"})
             return
         name = methods.get("GET" if method == "HEAD" and "GET" in methods else method)
         if name is None:
             self._send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{method} not allowed"},
                             headers={"Allow": ", ".join(methods)})
             return
+        protected = method not in self.READ_METHODS or (
+            name == "_cached" and self.server_app.protect_cached)
+        if protected and not self._authorised():
+            return
         try:
             getattr(self, name)(parse_qs(url.query))
         except BadRequest as error:
             self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(error)})
+        except Unavailable as error:
+            self._send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(error)})
+        except _TooSlow:
+            log.info("HTTP %s %s: the client sent its body too slowly; dropped",
+                     method, url.path)
+            self.close_connection = True
         except Exception:
             log.exception("HTTP %s %s failed", method, url.path)
             self._send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+
+    def _authorised(self) -> bool:
+        """True if the request may go on; otherwise answer 403 (no token configured) or
+        401 (missing or wrong token), having read no body."""
+        if self.trusted:
+            return True
+        if self.server_app.token_digest is None:
+            self._refuse(HTTPStatus.FORBIDDEN, "this endpoint is off: set server.token in the "
+                         "rules file to use it over the network (on this host, `cacherr evict` "
+                         "works without it)")
+            return False
+        if not self.server_app.accepts(self.headers.get("Authorization")):
+            self._refuse(HTTPStatus.UNAUTHORIZED, "send Authorization: Bearer <server.token>",
+                         {"WWW-Authenticate": 'Bearer realm="cacherr"'})
+            return False
+        return True
+
+    def _refuse(self, status: HTTPStatus, message: str,
+                headers: Mapping[str, str] | None = None) -> None:
+        # The body was not read: the connection cannot carry another request.
+        self.close_connection = True
+        self._send_json(status, {"error": message}, headers={**(headers or {}),
+                                                             "Connection": "close"})
 
     def _landing(self, query) -> None:
         body = LANDING_PAGE.format(version=__version__).encode()
@@ -321,7 +308,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, self.server_app.metrics.exposition(), CONTENT_TYPE)
 
     def _health(self, query) -> None:
-        report = self.server_app.health.report()
+        report = redact_all(self.server_app.health.report())
         status = (HTTPStatus.SERVICE_UNAVAILABLE if report["status"] == FAILING
                   else HTTPStatus.OK)
         self._send_json(status, report)
@@ -330,10 +317,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server_app.cached_files is None:
             self._send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "not ready yet"})
             return
-        user = _single(query, "user")
-        rule = _single(query, "rule")
-        limit = _non_negative_int(query, "limit", DEFAULT_PAGE_LIMIT)
-        offset = _non_negative_int(query, "offset", 0)
+        user = single(query, "user")
+        rule = single(query, "rule")
+        limit = non_negative_int(query, "limit", DEFAULT_PAGE_LIMIT)
+        offset = non_negative_int(query, "offset", 0)
         entries = [dict(entry) for entry in self.server_app.cached_files()]
         if rule is not None:
             entries = [entry for entry in entries if rule in entry.get("rules", ())]
@@ -349,27 +336,54 @@ class _Handler(BaseHTTPRequestHandler):
         if content_type != "application/json":
             # Browsers cannot send application/json cross-site without a preflight, so
             # this also keeps a web page from evicting through a visitor's browser.
-            self._send_json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                            {"error": "send the body as application/json"})
+            self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
             return
-        request = parse_evict_body(self._read_body())
+        body = self._read_body()
+        if body is None:
+            return
+        request = parse_evict_body(body)
         if self.server_app.evict is None:
             self._send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "not ready yet"})
             return
         result = self.server_app.evict(request)
         self._send_json(HTTPStatus.OK, dict(result))
 
-    def _read_body(self) -> bytes:
+    def _read_body(self) -> bytes | None:
+        """The request's body, read within the request timeout in all; None when it was
+        refused (answered already); raise _TooSlow if it did not arrive in time."""
         length_header = self.headers.get("Content-Length")
         if length_header is None:
-            raise BadRequest("a Content-Length is required")
+            self._refuse(HTTPStatus.LENGTH_REQUIRED, "a Content-Length is required")
+            return None
         try:
             length = int(length_header)
         except ValueError:
-            raise BadRequest("Content-Length is not a number") from None
+            self._refuse(HTTPStatus.BAD_REQUEST, "Content-Length is not a number")
+            return None
         if length < 0 or length > MAX_BODY_BYTES:
-            raise BadRequest(f"the body must be at most {MAX_BODY_BYTES} bytes")
-        return self.rfile.read(length)
+            self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                         f"the body must be at most {MAX_BODY_BYTES} bytes")
+            return None
+        deadline = time.monotonic() + self.timeout
+        chunks: list[bytes] = []
+        remaining = length
+        try:
+            while remaining:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _TooSlow
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(min(remaining, 16384))
+                if not chunk:
+                    raise BadRequest("the body ended before Content-Length bytes")
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        except TimeoutError:
+            raise _TooSlow from None
+        finally:
+            with contextlib.suppress(OSError):
+                self.connection.settimeout(self.timeout)
+        return b"".join(chunks)
 
     def _send_json(self, status: HTTPStatus, payload: Any,
                    headers: Mapping[str, str] | None = None) -> None:
@@ -378,65 +392,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str,
               headers: Mapping[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away; nothing to tell it
+
+    def address_string(self) -> str:
+        # A Unix socket's peer has no address.
+        return str(self.client_address[0]) if isinstance(self.client_address, tuple) \
+            else "local socket"
 
     def log_message(self, format: str, *args) -> None:
         log.debug("HTTP %s: " + format, self.address_string(), *args)
 
 
-def _single(query: Mapping[str, list[str]], name: str) -> str | None:
-    values = query.get(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise BadRequest(f"give {name} at most once")
-    return values[0]
+class _TooSlow(Exception):
+    """The client did not send its body within REQUEST_TIMEOUT_SECONDS."""
 
 
-def _non_negative_int(query: Mapping[str, list[str]], name: str, default: int) -> int:
-    text = _single(query, name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number, not {text!r}") from None
-    if value < 0:
-        raise BadRequest(f"{name} must not be negative")
-    return value
-
-
-def parse_evict_body(body: bytes) -> EvictRequest:
-    """Given a `POST /api/evict` body, return its EvictRequest; raise BadRequest if invalid."""
-    try:
-        document = json.loads(body or b"{}")
-    except ValueError as error:
-        raise BadRequest(f"the body is not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise BadRequest("the body must be a JSON object")
-    unknown = set(document) - {"paths", "all", "hold_seconds"}
-    if unknown:
-        raise BadRequest(f"unknown keys: {', '.join(sorted(unknown))}")
-    paths = document.get("paths") or []
-    if not isinstance(paths, list) or not all(isinstance(path, str) and path for path in paths):
-        raise BadRequest("paths must be a list of non-empty strings")
-    evict_all = document.get("all", False)
-    if not isinstance(evict_all, bool):
-        raise BadRequest("all must be true or false")
-    if evict_all == bool(paths):
-        raise BadRequest("give paths or all: true, not both" if evict_all
-                         else "give paths or all: true")
-    hold = document.get("hold_seconds")
-    if hold is not None and (isinstance(hold, bool) or not isinstance(hold, int | float)
-                             or not math.isfinite(hold) or hold < 0):
-        raise BadRequest("hold_seconds must be a non-negative number or null")
-    return EvictRequest(paths=tuple(paths), all=evict_all,
-                        hold_seconds=float(hold) if hold is not None else None)

@@ -23,21 +23,21 @@ from cacherr.config import loader
 from cacherr.config.errors import ConfigError
 from cacherr.config.model import Config
 from cacherr.cycle.defer import defer_reason
-from cacherr.cycle.evicting import UnknownPath, resolve
+from cacherr.cycle.evicting import UnknownPath, evict_paths, resolve
 from cacherr.cycle.execute import Report, execute
 from cacherr.cycle.gather import fast_root, record_round
 from cacherr.cycle.listing import cached_files
 from cacherr.cycle.once import make_engine, plan_cycle, settle_mover_list
-from cacherr.cycle.transfers import Transfer, TransferQueue
+from cacherr.cycle.transfers import EvictJob, Transfer, TransferQueue
 from cacherr.engine import Engine
 from cacherr.health import HealthState
 from cacherr.host import unraid
 from cacherr.metrics import Metrics
-from cacherr.notify.notifier import CycleSummary, Notifier
-from cacherr.planner import PlannedAction
-from cacherr.server import BadRequest, EvictRequest, Server
+from cacherr.notify.notifier import Notifier
+from cacherr.server import BadRequest, EvictRequest, Server, Unavailable
 from cacherr.sources.select import select_all
 from cacherr.sources.types import SOURCES
+from cacherr.sources.users import UsersMemory
 from cacherr.state.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class Service:
         self._live_files: set[str] = set()
         self._live_by_item: dict[int, list[str]] = {}
         self.mover_list = None
+        self._users_memory = UsersMemory()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -223,7 +224,7 @@ class Service:
         self._observe_selection(selection)
         transfers = self._transfers(plan.actions, gathered)
         if not self.dry_run:
-            self.queue.replace(transfers)
+            self.queue.replace(transfers, planned_at=started)
             record_round(self.ledger, gathered.plan_input, selection.failed_rules, gathered)
         skips = Counter(a.reason for a in plan.actions if a.kind == "skip")
         for reason, count in skips.items():
@@ -232,9 +233,7 @@ class Service:
                                   "to_slow": sum(1 for t in transfers if t.action.kind == "evict")})
         self.metrics.set_budget(plan.budget_bytes)
         self._observe_space()
-        waiting = [a for a in plan.actions if a.kind == "skip" and a.reason == "no_space"]
-        self.notifier.cache_state(bool(waiting), plan.used_bytes, plan.budget_bytes,
-                                  len(waiting), sum(a.size_bytes for a in waiting))
+        self.notifier.plan_made(plan)
         finished = self.clock()
         ok = not selection.failed_sources
         failed = ", ".join(sorted(selection.failed_sources))
@@ -263,9 +262,10 @@ class Service:
                 self.metrics.record_playback_start(hit)
         if not playing or self.dry_run:
             return
-        _, gathered, plan = plan_cycle(self.config, self.ledger, now=self.clock(),
+        planned_at = self.clock()
+        _, gathered, plan = plan_cycle(self.config, self.ledger, now=planned_at,
                                        rules=playing, select=lambda *a, **k: selection)
-        self.queue.put_first(self._transfers(plan.actions, gathered))
+        self.queue.put_first(self._transfers(plan.actions, gathered), planned_at=planned_at)
         record_round(self.ledger, gathered.plan_input, selection.failed_rules, gathered)
 
     def reload(self) -> None:
@@ -288,13 +288,15 @@ class Service:
         self.health.set_config_reload(True)
         self.notifier.close(timeout_seconds=2.0)
         self.notifier = Notifier(config.notify, self.metrics)
+        self.server.set_access(config.server.token, config.server.protect_cached)
         self._schedule_jobs()
         log.info("rules reloaded from %s (%d rules)", config.source_path, len(config.rules))
 
     # -- helpers of the jobs ---------------------------------------------------------
 
     def _select(self, config, **kwargs):
-        return self.select(config, users_max_age_seconds=USERS_MAX_AGE_SECONDS, **kwargs)
+        return self.select(config, users_max_age_seconds=USERS_MAX_AGE_SECONDS,
+                           users_memory=self._users_memory, **kwargs)
 
     def _transfers(self, actions, gathered) -> list[Transfer]:
         return [Transfer(a, gathered.located.get(a.relative_path)) for a in actions
@@ -334,7 +336,9 @@ class Service:
         fast = os.statvfs(fast_root(self.config))
         slow_size = slow_avail = 0
         if self.config.cache.layout == "union":
-            for branch in self.config.cache.union.slow:
+            # Slow branches may share a file system (folders of one disk): count each once.
+            devices = {os.stat(branch).st_dev: branch for branch in self.config.cache.union.slow}
+            for branch in devices.values():
                 st = os.statvfs(branch)
                 slow_size += st.f_blocks * st.f_frsize
                 slow_avail += st.f_bavail * st.f_frsize
@@ -363,11 +367,14 @@ class Service:
         engine = self._engine(ledger)
         try:
             while not self.stopping.is_set():
-                transfer = self.queue.take(timeout_seconds=TICK_SECONDS)
-                if transfer is None:
+                item = self.queue.take(timeout_seconds=TICK_SECONDS)
+                if item is None:
                     continue
                 try:
-                    self._transfer(transfer, engine, ledger)
+                    if isinstance(item, EvictJob):
+                        self._requested_evict(item, engine, ledger)
+                    else:
+                        self._transfer(item, engine, ledger)
                 finally:
                     self.queue.finished()
                 if self.queue.idle():
@@ -398,7 +405,9 @@ class Service:
         execute([action], engine, located, report, cancel=self.cancel,
                 mover_list=self.mover_list)
         direction = "to_slow" if action.kind == "evict" else "to_cache"
-        if len(report.failures) > before[2]:
+        if report.aborted and report.aborted[-1] == action.relative_path:
+            self.metrics.record_skip("aborted")  # a clean stop: not a failure
+        elif len(report.failures) > before[2]:
             _, reason, _ = report.failures[-1]
             self.metrics.record_failure(direction, reason)
         elif (report.cached_files, report.evicted_files) != before[:2]:
@@ -419,14 +428,7 @@ class Service:
         if not report.moved and not report.failures:
             return
         log.info("transfers done: %s", report.summary())
-        self.notifier.summary(CycleSummary(
-            cached_files=report.cached_files, cached_bytes=report.cached_bytes,
-            adopted_files=report.adopted_files, evicted_files=report.evicted_files,
-            evicted_bytes=report.evicted_bytes, skipped_by_reason=dict(report.skipped),
-            failed_files=len(report.failures)))
-        if report.failures:
-            self.notifier.error(f"{len(report.failures)} transfer(s) failed",
-                                "\n".join(f"{path}: {reason}" for _, reason, path in report.failures[:10]))
+        self.notifier.transfers_done(report)
 
     # -- HTTP callables (quick, called on server threads) ----------------------------
 
@@ -438,25 +440,57 @@ class Service:
             ledger.close()
 
     def _evict_request(self, request: EvictRequest):
-        ledger = Ledger.open(self.config.state_dir)
+        """`POST /api/evict` (on a request thread): cancel the queued caches it concerns,
+        have the worker evict once the transfer in progress is done, and wait for it."""
+        if self.stopping.is_set():
+            raise Unavailable("cacherr is stopping")
+        now = self.clock()
+        paths: list[str] = []
+        if not request.all:
+            ledger = Ledger.open(self.config.state_dir, read_only=True)
+            try:
+                paths = resolve(self.config, ledger, request.paths, cached_only=False)
+            except UnknownPath as error:
+                raise BadRequest(str(error)) from None
+            finally:
+                ledger.close()
+        cancelled = self.queue.cancel_caches(None if request.all else paths, at=now)
+        for path in cancelled:
+            log.info("cache of %s cancelled: an eviction was requested", path)
+        job = EvictJob(paths=tuple(paths), all=request.all, hold_seconds=request.hold_seconds)
         try:
-            if request.all:
-                paths = [e.relative_path for e in ledger.files()]
-            else:
-                try:
-                    paths = resolve(self.config, ledger, request.paths)
-                except UnknownPath as error:
-                    raise BadRequest(str(error)) from None
-            if request.hold_seconds:
-                with ledger.transaction():
-                    ledger.hold(paths, self.clock() + request.hold_seconds)
-            sizes = {e.relative_path: e.fast.size_bytes for e in ledger.files()}
-        finally:
-            ledger.close()
-        self.queue.put_first([Transfer(PlannedAction("evict", path, sizes.get(path, 0), 0,
-                                                     reason="requested"), None)
-                              for path in paths])
-        return {"queued": paths}
+            self.queue.put_request(job)
+        except RuntimeError:
+            raise Unavailable("cacherr is stopping") from None
+        while not job.done.wait(0.2):
+            if self.stopping.is_set():
+                raise Unavailable("cacherr stopped before it could evict; run the command "
+                                  "again (without the service it evicts by itself)")
+        return {**(job.outcome or {}), "cancelled": cancelled}
+
+    def _requested_evict(self, job: EvictJob, engine: Engine, ledger: Ledger) -> None:
+        """Carry out an explicit eviction on the worker thread; hand the outcome to the job."""
+        cached = {entry.relative_path: entry.fast.size_bytes for entry in ledger.files()}
+        paths = list(cached) if job.all else [path for path in job.paths if path in cached]
+        not_cached = [] if job.all else [path for path in job.paths if path not in cached]
+        try:
+            outcome = evict_paths(engine, ledger, paths, hold_seconds=job.hold_seconds,
+                                  now=self.clock(), mover_list=self.mover_list)
+        except Exception as error:  # noqa: BLE001 - the waiting request must be answered
+            log.exception("requested eviction failed")
+            job.finish({"evicted": [], "untracked": [], "not_cached": not_cached,
+                        "failed": [{"path": path, "reason": f"other: {error}"} for path in paths]})
+            return
+        with self._report_lock:
+            report = self._report
+        for path in outcome.evicted:
+            log.info("evicted %s (requested)", path)
+            self.metrics.record_move("to_slow", cached[path])
+            report.evicted_files += 1
+            report.evicted_bytes += cached[path]
+        for _path, reason in outcome.failed:
+            self.metrics.record_failure("to_slow", reason.partition(":")[0])
+        job.finish({**outcome.as_dict(), "not_cached": not_cached})
 
 
 def _guard_state(value: bool | None) -> str:

@@ -3,13 +3,16 @@ ledger opened read-only, no media touched."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
-from cacherr.commands import EXIT_OK, EXIT_USAGE
+from cacherr.commands import EXIT_OK, EXIT_USAGE, sources_report
 from cacherr.commands.config_file import ConfigUnavailable, load_config
 from cacherr.config.units import format_bytes
 from cacherr.cycle.once import plan_cycle
+from cacherr.logs import redact
+from cacherr.sources.select import select_all
 from cacherr.state import db
 from cacherr.state.ledger import Ledger
 
@@ -29,7 +32,9 @@ def run(args) -> int:
         return EXIT_USAGE
     ledger = open_ledger_read_only(config.state_dir)
     try:
-        selection, gathered, plan = plan_cycle(config, ledger)
+        # Nothing is written anywhere: what the selection builds stays in memory.
+        selection, gathered, plan = plan_cycle(config, ledger,
+                                               select=functools.partial(select_all, persist=False))
     finally:
         ledger.close()
     located = gathered.located
@@ -50,7 +55,8 @@ def run(args) -> int:
         })
     totals = {"budget_bytes": plan.budget_bytes, "used_bytes": plan.used_bytes,
               "add_bytes": plan.add_bytes, "free_bytes": plan.free_bytes,
-              "failed_sources": selection.failed_sources}
+              "failed_sources": {source: redact(why)
+                                 for source, why in selection.failed_sources.items()}}
     if args.json:
         json.dump({"actions": rows, "totals": totals}, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -63,8 +69,8 @@ def run(args) -> int:
     print(f"budget {format_bytes(plan.budget_bytes)}, cached now {format_bytes(plan.used_bytes)}"
           f", will add {format_bytes(plan.add_bytes)}, will free {format_bytes(plan.free_bytes)}",
           file=sys.stderr)
-    for source, why in sorted(selection.failed_sources.items()):
-        print(f"source {source} failed: {why}", file=sys.stderr)
+    for line in sources_report.lines(selection.failed_sources):
+        print(f"source failed: {line}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -11,15 +11,20 @@ import signal
 import sys
 import threading
 
-from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, sources_report
 from cacherr.commands.config_file import ConfigUnavailable, load_config
 from cacherr.cycle.once import make_engine, run_cycle, settle_mover_list
 from cacherr.cycle.progress import Progress
+from cacherr.logs import print_summary
+from cacherr.notify.notifier import Notifier
 from cacherr.state.ledger import Ledger
 from cacherr.state.lock import AlreadyRunning, RunLock
 from cacherr.state.statedir import StateDirError, check_state_dir
 
 log = logging.getLogger(__name__)
+
+# Apprise gives each service 4 s; a cron job should not hang on a dead receiver longer.
+NOTIFY_TIMEOUT_SECONDS = 30
 
 
 def run(args) -> int:
@@ -53,6 +58,7 @@ def run(args) -> int:
 def _once(config, *, dry_run: bool) -> int:
     cancel = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    notifier = Notifier(config.notify)
     ledger = Ledger.open(config.state_dir)
     try:
         progress = Progress()
@@ -67,5 +73,16 @@ def _once(config, *, dry_run: bool) -> int:
         ledger.close()
         signal.signal(signal.SIGTERM, previous)
     report = result.report
-    print(("dry run: " if dry_run else "") + report.summary(), file=sys.stderr)
+    for line in sources_report.lines(report.failed_sources):
+        log.error("source failed: %s", line)
+    # The same events as the service: cache_full from the plan, summary and error from
+    # what was carried out (a dry run carries out nothing).
+    notifier.plan_made(result.plan)
+    if not dry_run:
+        notifier.transfers_done(report)
+    if not notifier.flush(timeout_seconds=NOTIFY_TIMEOUT_SECONDS):
+        log.warning("notifications still unsent after %d s; giving up",
+                    NOTIFY_TIMEOUT_SECONDS)
+    notifier.close(timeout_seconds=1.0)
+    print_summary(("dry run: " if dry_run else "") + report.summary(), report.as_dict())
     return EXIT_OK if report.ok else EXIT_FAILURE

@@ -96,9 +96,9 @@ def check_text(text: str, environ: Mapping[str, str], *, offline: bool = False,
              + checks.check_meaning(document, positions, base=base))
     if not offline:
         found += checks.check_host(document, positions, base=base)
-    # An unset variable is the one problem of its value: what follows from the empty
-    # string it left (too short, not a URL) would only repeat it.
-    unset = {problem.path for problem in env_problems}
+    # An unset variable, or a value YAML could not read, is the one problem of its value:
+    # what follows from what it left (empty, too short, not a URL) would only repeat it.
+    unset = {problem.path for problem in env_problems + problems}
     problems += env_problems + [problem for problem in found if problem.path not in unset]
     return document, problems
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import posixpath
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cacherr.config.model import Config
 from cacherr.cycle.execute import FAILURE_REASONS
+from cacherr.cycle.gather import fast_root
 from cacherr.cycle.locate import Locator
-from cacherr.engine import Engine, EngineError
+from cacherr.engine import Engine, EngineError, Held
 from cacherr.sources.pathmap import PathMapper
 from cacherr.state.ledger import Ledger
 
@@ -18,27 +21,47 @@ class UnknownPath(ValueError):
     """A path given by a user that is outside the roots or not cached by cacherr."""
 
 
-def resolve(config: Config, ledger: Ledger, user_paths: Iterable[str]) -> list[str]:
-    """Given paths as Plex or the host sees them, return their ledger paths; raise
-    UnknownPath naming every one that does not resolve to a cached file."""
+def resolve(config: Config, ledger: Ledger, user_paths: Iterable[str], *,
+            cached_only: bool = True) -> list[str]:
+    """Given paths as a user writes them, return their ledger paths; raise UnknownPath
+    naming every one that does not resolve (or, with `cached_only`, is not cached).
+
+    A path may be written as Plex sees it, as this host sees it (the merged view or a
+    `paths` root), as its cached copy on the fast branch, or as `ls` lists it (relative);
+    `..` is resolved first, and a path that then leaves the roots is refused.
+    """
     mapper, locator = PathMapper(config.paths), Locator(config)
+    fast = fast_root(config)
     cached = {entry.relative_path for entry in ledger.files()}
     resolved, problems = [], []
     for given in user_paths:
-        candidates = [given]
-        host = mapper.to_host(given)
-        if host is not None:
-            candidates.insert(0, host)
-        where = next((w for w in map(locator.locate, candidates) if w is not None), None)
-        if where is None:
+        relative = _relative(given, mapper, locator, fast)
+        if relative is None:
             problems.append(f"{given}: outside the configured roots (paths, cache)")
-        elif where.relative_path not in cached:
+        elif cached_only and relative not in cached:
             problems.append(f"{given}: not cached by cacherr")
         else:
-            resolved.append(where.relative_path)
+            resolved.append(relative)
     if problems:
         raise UnknownPath("\n".join(problems))
     return list(dict.fromkeys(resolved))
+
+
+def _relative(given: str, mapper: PathMapper, locator: Locator, fast: Path) -> str | None:
+    """The ledger path of one user-given path, or None if it is outside every root."""
+    normal = posixpath.normpath(given)
+    if not normal.startswith("/"):  # as `ls` lists it
+        parts = normal.split("/")
+        return None if normal in (".", "") or ".." in parts else normal
+    candidates = [mapper.to_host(normal), normal]
+    for candidate in candidates:
+        where = locator.locate(candidate) if candidate else None
+        if where is not None:
+            return where.relative_path
+    prefix = str(fast).rstrip("/") + "/"
+    if normal.startswith(prefix) and len(normal) > len(prefix):
+        return normal[len(prefix):]
+    return None
 
 
 @dataclass
@@ -68,6 +91,10 @@ def evict_paths(engine: Engine, ledger: Ledger, relative_paths: Iterable[str], *
     for path in paths:
         try:
             result = engine.evict(path)
+        except Held as error:
+            outcome.failed.append((path, f"{error.reason}: {Held.WHY.get(error.reason, '')}; "
+                                         "try again once it ends"))
+            continue
         except EngineError as error:
             reason = next((name for kind, name in FAILURE_REASONS.items()
                            if isinstance(error, kind)), "other")

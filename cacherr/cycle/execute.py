@@ -33,7 +33,7 @@ from cacherr.planner import PlannedAction
 log = logging.getLogger(__name__)
 
 FAILURE_REASONS = {
-    NoSpace: "enospc", SourceChanged: "source_changed", InUse: "in_use", Cancelled: "aborted",
+    NoSpace: "enospc", SourceChanged: "source_changed", InUse: "in_use",
     CopyFailed: "io_error", Refused: "refused",
 }
 
@@ -48,6 +48,7 @@ class Report:
     evicted_files: int = 0
     evicted_bytes: int = 0
     untracked: list[str] = field(default_factory=list)
+    aborted: list[str] = field(default_factory=list)  # a clean stop: not started or stopped
     skipped: Counter = field(default_factory=Counter)  # reason → count
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (direction, reason, path)
     failed_sources: dict[str, str] = field(default_factory=dict)
@@ -61,6 +62,17 @@ class Report:
     def ok(self) -> bool:
         return not self.failures and not self.failed_sources
 
+    def as_dict(self) -> dict:
+        """The report as plain JSON-able data (the summary for `--log-json`)."""
+        return {"dry_run": self.dry_run, "cached_files": self.cached_files,
+                "cached_bytes": self.cached_bytes, "adopted_files": self.adopted_files,
+                "evicted_files": self.evicted_files, "evicted_bytes": self.evicted_bytes,
+                "skipped": dict(self.skipped), "untracked": list(self.untracked),
+                "aborted": list(self.aborted),
+                "failed": [{"direction": direction, "reason": reason, "path": path}
+                           for direction, reason, path in self.failures],
+                "failed_sources": dict(self.failed_sources)}  # redacted when printed
+
     def summary(self) -> str:
         """The one-line summary of a cycle (SPEC §5)."""
         verb = "would cache" if self.dry_run else "cached"
@@ -73,6 +85,8 @@ class Report:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items()))
         parts.append(f"skipped {skipped}" + (f" ({reasons})" if reasons else ""))
         parts.append(f"failed {len(self.failures)}")
+        if self.aborted:
+            parts.append(f"aborted {len(self.aborted)} (cacherr is stopping; nothing lost)")
         if self.failed_sources:
             parts.append("sources down: " + ", ".join(sorted(self.failed_sources)))
         return "; ".join(parts)
@@ -94,7 +108,7 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
             report.skipped[action.reason] += 1
             continue
         if cancel is not None and cancel.is_set():
-            report.skipped["aborted"] += 1
+            report.aborted.append(action.relative_path)  # not started: cacherr is stopping
             continue
         direction = "to_slow" if action.kind == "evict" else "to_cache"
         held = defer(action.relative_path) if defer is not None else None
@@ -113,6 +127,11 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
                 mover_list.remove(fast_path)
             if isinstance(error, Held):  # the mover or a parity check started: it waits
                 report.skipped[error.reason] += 1
+                continue
+            if isinstance(error, Cancelled):  # a clean stop: nothing lost, nothing failed
+                log.info("%s %s aborted: cacherr is stopping (%s)", action.kind,
+                         action.relative_path, error.reason)
+                report.aborted.append(action.relative_path)
                 continue
             reason = next((name for kind, name in FAILURE_REASONS.items()
                            if isinstance(error, kind)), "other")

@@ -195,6 +195,18 @@ class Notifier:
         message = render_summary(summary)
         return message is not None and self.send_message(message)
 
+    def transfers_done(self, report, *, dry_run: bool = False) -> None:
+        """Given a cycle's `cycle.execute.Report`, send `summary` if it cached or evicted
+        something and `error` if transfers failed (an aborted transfer is not a failure)."""
+        self.summary(CycleSummary(
+            cached_files=report.cached_files, cached_bytes=report.cached_bytes,
+            adopted_files=report.adopted_files, evicted_files=report.evicted_files,
+            evicted_bytes=report.evicted_bytes, skipped_by_reason=dict(report.skipped),
+            failed_files=len(report.failures), dry_run=dry_run))
+        if report.failures:
+            self.error(f"{len(report.failures)} transfer(s) failed",
+                       "\n".join(f"{path}: {reason}" for _, reason, path in report.failures[:10]))
+
     def error(self, what: str, detail: str = "") -> bool:
         """Send an `error` event."""
         return self.send_message(render_error(what, detail))
@@ -213,6 +225,14 @@ class Notifier:
             return False
         return self.send_message(render_cache_full(used_bytes, budget_bytes, waiting_files,
                                                    waiting_bytes))
+
+    def plan_made(self, plan) -> bool:
+        """Given a cycle's `planner.Plan`, send `cache_full` when wanted files start waiting
+        for room (see cache_state)."""
+        waiting = [action for action in plan.actions
+                   if action.kind == "skip" and action.reason == "no_space"]
+        return self.cache_state(bool(waiting), plan.used_bytes, plan.budget_bytes,
+                                len(waiting), sum(action.size_bytes for action in waiting))
 
     def source_state(self, source: str, up: bool, error: str | None = None) -> bool:
         """Given a source's state now, send `source_down` / `source_recovered` on a change.

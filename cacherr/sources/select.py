@@ -35,9 +35,8 @@ from cacherr.sources.types import (
 from cacherr.sources.users import (
     TokenStore,
     UserResolution,
-    load_users,
+    UsersMemory,
     resolve_users,
-    save_users,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +66,7 @@ class Round:
     _sessions: list | None = None
     _rss: list | None = None
     store: TokenStore | None = None
+    persist: bool = True
 
     def indexed_items(self, keys) -> list[Item]:
         """Fetch items the GUID index pointed at; forget those the server no longer has."""
@@ -88,7 +88,7 @@ class Round:
 
     def index(self) -> GuidIndex:
         if self._index is None:
-            index = GuidIndex(self.state_dir)
+            index = GuidIndex(self.state_dir, persist=self.persist)
             index.refresh(self.plex, self.now)
             self._index = index
         return self._index
@@ -375,6 +375,7 @@ def select_all(config, state_dir: Path | None = None, now: float | None = None, 
                rules: Sequence | None = None, retry: RetryPolicy | None = None,
                env: Mapping[str, str] | None = None, history_since: float | None = None,
                users_max_age_seconds: float | None = None,
+               users_memory: UsersMemory | None = None, persist: bool = True,
                sleep: Callable[[float], None] = time.sleep) -> SelectionResult:
     """Given a loaded `Config` (plex, paths, users, rules, trakt, state_dir), run one
     selection round and return its SelectionResult. Never raises for a source failure.
@@ -382,8 +383,10 @@ def select_all(config, state_dir: Path | None = None, now: float | None = None, 
     `rules` restricts the round to some rules (the session watcher's `playing` rules);
     `history_since` (epoch) also returns the plays finished since then (`result.plays`, for
     `keep: {until: watched}`; one history request, paged); `users_max_age_seconds` lets a
-    frequent round (the session watcher) reuse the users a recent round found instead of
-    asking plex.tv again (it rate-limits);
+    frequent round (the session watcher) reuse the users a recent round kept in
+    `users_memory` instead of asking plex.tv again (it rate-limits); `persist=False`
+    (plan) writes nothing in the state directory (the GUID index and tokens it builds
+    stay in memory);
     `env` supplies the CACHERR_*_URL overrides (default: os.environ); `retry`/`sleep`
     let tests keep backoff short.
     """
@@ -401,7 +404,7 @@ def select_all(config, state_dir: Path | None = None, now: float | None = None, 
     result = SelectionResult(evaluated_rules=tuple(r.name for r in rules))
     try:
         _run(config, rules, plex, trakt, mapper, state_dir, now, result, history_since,
-             users_max_age_seconds)
+             users_max_age_seconds, users_memory, persist)
     finally:
         session.close()
     for source in SOURCES:
@@ -416,31 +419,33 @@ def select_all(config, state_dir: Path | None = None, now: float | None = None, 
 
 def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMapper,
          state_dir: Path, now: float, result: SelectionResult, history_since: float | None,
-         users_max_age_seconds: float | None) -> None:
+         users_max_age_seconds: float | None, users_memory: UsersMemory | None,
+         persist: bool) -> None:
     try:
         plex.server  # noqa: B018 - connect once: an unreachable server fails every rule
     except SourceError as error:
         result.failed_sources[error.source] = error.message
         result.failed_rules = {r.name: (error.source,) for r in rules}
         return
-    store = TokenStore(state_dir)
+    store = TokenStore(state_dir, persist=persist)
     needs_watchlist = any(r.select == "watchlist" for r in rules)
     key = _users_key(config)
     kept = None
-    if users_max_age_seconds is not None and not needs_watchlist:
-        kept = load_users(state_dir, key, now, users_max_age_seconds)
+    if users_memory is not None and users_max_age_seconds is not None and not needs_watchlist:
+        kept = users_memory.load(key, now, users_max_age_seconds)
     if kept is not None:
         resolution = UserResolution(users=kept)
     else:
         resolution = resolve_users(plex, config.users, config.plex, store, now,
                                    need_account_tokens=needs_watchlist)
         store.save()
-        if not resolution.failures:
-            save_users(state_dir, resolution.users, key, now)
+        if not resolution.failures and users_memory is not None:
+            users_memory.save(resolution.users, key, now)
     result.users = tuple(resolution.users)
     result.warnings += resolution.warnings
     result.failed_sources.update(resolution.failures)
-    rnd = Round(plex, trakt, state_dir, now, resolution.users, config.plex.watchlist_rss, store=store)
+    rnd = Round(plex, trakt, state_dir, now, resolution.users, config.plex.watchlist_rss,
+                store=store, persist=persist)
     try:
         sections = plex.sections()
     except SourceError as error:

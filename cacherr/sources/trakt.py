@@ -96,8 +96,9 @@ class TraktClient:
 class GuidIndex:
     """{guid: [(rating key, type)]} of every movie and show, persisted in the state dir."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, persist: bool = True) -> None:
         self.path = Path(state_dir) / INDEX_FILE
+        self.persist = persist  # False (plan): built in memory, never written
         self.data: dict = {}
 
     def load(self) -> None:
@@ -107,6 +108,8 @@ class GuidIndex:
             self.data = {}
 
     def save(self) -> None:
+        if not self.persist:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".guid-index.")
         with os.fdopen(fd, "w") as handle:

@@ -3,7 +3,8 @@
 The owner, Plex Home users and friends come from plex.tv (one users request, one
 shared_servers request for every server token). `plex.user_tokens` in the rules file
 supplies tokens plex.tv does not hand out. Home users' plex.tv tokens (from switching)
-are kept across cycles in the state directory. A friend with no token is a warning, not
+are kept across cycles in the state directory; a service keeps the users it resolved in
+memory for its frequent rounds. A friend with no token is a warning, not
 a failure. Users without activity for `users.inactive_after` are left out.
 """
 
@@ -12,21 +13,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cacherr.sources.plex import PlexAdapter, SourceError
 from cacherr.sources.types import User
 
 TOKENS_FILE = "plex-home-tokens.json"
-USERS_FILE = "plex-users.json"
 
 
 class TokenStore:
-    """Home users' plex.tv and server tokens, by plex.tv id, in a 0600 JSON file."""
+    """Home users' plex.tv and server tokens, by plex.tv id, in a 0600 JSON file.
+    `persist=False` (plan) reads the file but never writes it."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, persist: bool = True) -> None:
         self.path = Path(state_dir) / TOKENS_FILE
+        self.persist = persist
         try:
             self.tokens: dict[str, dict] = json.loads(self.path.read_text())
         except (OSError, ValueError):
@@ -48,7 +50,7 @@ class TokenStore:
             self.changed = True
 
     def save(self) -> None:
-        if not self.changed:
+        if not self.changed or not self.persist:
             return
         _write_private(self.path, self.tokens)
         self.changed = False
@@ -66,21 +68,24 @@ def _write_private(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def save_users(state_dir: Path, users: list[User], key: str, now: float) -> None:
-    """Keep a successful resolution for rounds that may reuse it (the session watcher)."""
-    _write_private(Path(state_dir) / USERS_FILE,
-                   {"key": key, "saved_at": now, "users": [asdict(u) for u in users]})
+class UsersMemory:
+    """The users of the last successful resolution, kept in memory (never on disk: they
+    carry tokens) for frequent rounds of a long-running service to reuse."""
 
+    def __init__(self) -> None:
+        self._saved: tuple[str, float, list[User]] | None = None
 
-def load_users(state_dir: Path, key: str, now: float, max_age_seconds: float) -> list[User] | None:
-    """Users saved by `save_users` with the same config `key`, if younger than max_age."""
-    try:
-        data = json.loads((Path(state_dir) / USERS_FILE).read_text())
-        if data["key"] != key or now - float(data["saved_at"]) > max_age_seconds:
+    def save(self, users: list[User], key: str, now: float) -> None:
+        self._saved = (key, now, list(users))
+
+    def load(self, key: str, now: float, max_age_seconds: float) -> list[User] | None:
+        """The users saved with the same config `key`, if younger than max_age."""
+        if self._saved is None:
             return None
-        return [User(**u) for u in data["users"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        saved_key, saved_at, users = self._saved
+        if saved_key != key or now - saved_at > max_age_seconds:
+            return None
+        return list(users)
 
 
 @dataclass

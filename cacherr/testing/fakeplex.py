@@ -159,7 +159,7 @@ class FakePlex:
 
     def select(self, rules, state_dir, *, now: float | None = None, retry=None,
                history_since: float | None = None, users_max_age_seconds: float | None = None,
-               **config):
+               users_memory=None, **config):
         """Run `select_all` against this fake with quick retries (for tests and benchmarks)."""
         from cacherr.sources.http import RetryPolicy
         from cacherr.sources.select import select_all
@@ -167,7 +167,8 @@ class FakePlex:
         retry = retry or RetryPolicy(attempts=3, backoff_seconds=0.01, max_wait_seconds=0.05)
         return select_all(self.config(rules, state_dir=state_dir, **config), state_dir,
                           self.scenario.now if now is None else now, env=self.env(), retry=retry,
-                          history_since=history_since, users_max_age_seconds=users_max_age_seconds)
+                          history_since=history_since, users_max_age_seconds=users_max_age_seconds,
+                          users_memory=users_memory)
 
     # ------------------------------------------------------------------ control API
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import urllib.error
@@ -18,13 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from cacherr.config.model import ServerConfig
 from cacherr.health import HealthState
 from cacherr.metrics import Metrics
-from cacherr.server import (
-    EvictRequest,
-    Server,
-    read_runtime_file,
-    request_evict,
-    service_origin,
-)
+from cacherr.api import EvictRequest
+from cacherr.runtime import read_runtime_file, request_evict, service_origin
+from cacherr.server import Server
 
 
 class FakeClock:
@@ -79,12 +76,16 @@ def evict() -> EvictRecorder:
     return EvictRecorder()
 
 
+TOKEN = "0123456789abcdef-test-token"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture
 def server(state_dir, health, evict):
     metrics = Metrics(rule_names=["ondeck", "watchlist", "pinned"])
     metrics.record_move("to_cache", 4096)
-    with Server("127.0.0.1", 0, metrics=metrics, health=health,
-                cached_files=lambda: CACHED, evict=evict, state_dir=state_dir) as running:
+    with Server("127.0.0.1", 0, metrics=metrics, health=health, cached_files=lambda: CACHED,
+                evict=evict, state_dir=state_dir, token=TOKEN) as running:
         yield running
 
 
@@ -100,9 +101,11 @@ def get(server: Server, path: str, method: str = "GET", body: bytes | None = Non
         return error.code, dict(error.headers), error.read()
 
 
-def post_evict(server: Server, payload, content_type: str = "application/json"):
+def post_evict(server: Server, payload, content_type: str = "application/json",
+               headers: dict | None = None):
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return get(server, "/api/evict", "POST", body, {"Content-Type": content_type})
+    return get(server, "/api/evict", "POST", body,
+               {"Content-Type": content_type, **(BEARER if headers is None else headers)})
 
 
 # -- routes ---------------------------------------------------------------------------
@@ -252,6 +255,9 @@ def test_evict_hands_the_request_to_the_callable_and_returns_its_result(server, 
     {}, {"paths": []}, {"paths": ["/a"], "all": True}, {"paths": "/a"}, {"paths": [""]},
     {"all": "yes"}, {"all": True, "hold_seconds": -1}, {"all": True, "hold_seconds": "2h"},
     {"all": True, "force": True}, [1, 2], b"{not json", b"NaN",
+    {"all": True, "hold_seconds": 1e300}, {"all": True, "hold_seconds": 30 * 86400 + 1},
+    {"all": True, "hold_seconds": float("inf")}, b"[" * 5000 + b"]" * 5000,
+    {"paths": [[[["/a"]]]]},
 ])
 def test_evict_rejects_a_malformed_body_with_400_and_calls_nothing(server, evict, payload):
     status, _, body = post_evict(server, payload)
@@ -288,7 +294,7 @@ def test_a_callable_that_raises_gives_500_and_the_server_keeps_serving(state_dir
 
 
 def test_endpoints_without_their_callable_answer_503(state_dir, health):
-    with Server("127.0.0.1", 0, metrics=Metrics(), health=health) as running:
+    with Server("127.0.0.1", 0, metrics=Metrics(), health=health, token=TOKEN) as running:
         assert get(running, "/api/cached")[0] == 503
         assert post_evict(running, {"all": True})[0] == 503
 
@@ -306,10 +312,11 @@ def test_the_runtime_file_names_the_bound_port_and_pid_and_goes_away_on_stop(
         assert runtime["host"] == host == "127.0.0.1"
         assert runtime["port"] == port
         assert runtime["pid"] == os.getpid()
-        assert sorted(path.name for path in state_dir.iterdir()) == ["runtime.json"]
+        assert sorted(path.name for path in state_dir.iterdir()) == ["api.sock", "runtime.json"]
+        assert stat.S_IMODE((state_dir / "api.sock").stat().st_mode) == 0o600
     finally:
         running.stop()
-    assert not (state_dir / "runtime.json").exists()
+    assert list(state_dir.iterdir()) == []
 
 
 # -- cacherr healthcheck --------------------------------------------------------------
@@ -414,14 +421,17 @@ def test_request_evict_reaches_a_service_found_through_its_runtime_file(server, 
                                                                          state_dir):
     origin = service_origin(state_dir)
     assert origin == server.url
-    answer = request_evict(origin, EvictRequest(paths=("/data/a.mkv",), hold_seconds=60.0))
+    answer = request_evict(origin, EvictRequest(paths=("/data/a.mkv",), hold_seconds=60.0),
+                           token=TOKEN)
     assert answer == {"queued": 1, "all": False}
     assert evict.requests == [EvictRequest(paths=("/data/a.mkv",), hold_seconds=60.0)]
 
 
 def test_request_evict_raises_with_the_services_reason_when_refused(server, evict):
     with pytest.raises(ValueError, match="HTTP 400 give paths or all"):
-        request_evict(server.url, EvictRequest())
+        request_evict(server.url, EvictRequest(), token=TOKEN)
+    with pytest.raises(ValueError, match="HTTP 401"):
+        request_evict(server.url, EvictRequest(all=True), token="not-the-token-at-all")
     assert evict.requests == []
 
 

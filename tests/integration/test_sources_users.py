@@ -103,12 +103,17 @@ def test_plays_since_a_time_say_who_watched_what_for_keep_until_watched(fake, tm
 
 
 def test_a_frequent_round_reuses_recent_users_instead_of_asking_plextv_again(fake, tmp_path):
+    from cacherr.sources.users import UsersMemory
+
     playing = Rule(name="p", select="playing", keep=KEEP)
-    fake.select([ondeck()], tmp_path)
+    memory = UsersMemory()
+    fake.select([ondeck()], tmp_path, users_memory=memory)
     fake.start_session("kid", 101)
     fake.reset_counts()
-    result = fake.select([playing], tmp_path, users_max_age_seconds=3600)
+    result = fake.select([playing], tmp_path, users_max_age_seconds=3600, users_memory=memory)
     assert fake.count("plextv") == 0
     assert [w.users for w in result.wanted] == [frozenset({"kid"})]
-    later = fake.select([playing], tmp_path, now=fake.scenario.now + 7200, users_max_age_seconds=3600)
+    assert not (tmp_path / "plex-users.json").exists()  # they carry tokens: memory only
+    later = fake.select([playing], tmp_path, now=fake.scenario.now + 7200,
+                        users_max_age_seconds=3600, users_memory=memory)
     assert fake.count("plextv") == 3 and later.wanted
