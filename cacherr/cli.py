@@ -19,6 +19,20 @@ COMMANDS = (
 )
 
 
+def _common_options(parser: argparse.ArgumentParser, default) -> None:
+    """-c, --log-level and --log-json: before the command, or after it (`default` is
+    argparse.SUPPRESS there, so an option given before is not reset)."""
+    parser.add_argument(
+        "-c", "--config", metavar="RULES", default=default(None),
+        help="rules file (default: $CACHERR_CONFIG, ./rules.yaml, /config/rules.yaml, "
+             "/boot/config/plugins/cacherr/rules.yaml)",
+    )
+    parser.add_argument("--log-level", default=default("INFO"),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-json", action="store_true", default=default(False),
+                        help="log as JSON lines")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every command of SPEC §5."""
     parser = argparse.ArgumentParser(
@@ -26,41 +40,39 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep the Plex media people are about to watch on a fast cache pool.",
     )
     parser.add_argument("--version", action="version", version=f"cacherr {__version__}")
-    parser.add_argument(
-        "-c", "--config", metavar="RULES",
-        help="rules file (default: $CACHERR_CONFIG, ./rules.yaml, /config/rules.yaml, "
-             "/boot/config/plugins/cacherr/rules.yaml)",
-    )
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
+    _common_options(parser, lambda value: value)
+    after = argparse.ArgumentParser(add_help=False)
+    _common_options(after, lambda value: argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    run = sub.add_parser("run", help="the service (or one cycle with --once)")
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[after], **kwargs)
+
+    run = command("run", help="the service (or one cycle with --once)")
     run.add_argument("--once", action="store_true", help="run one full cycle, then exit")
     run.add_argument("--dry-run", action="store_true", help="plan and report, move nothing")
 
-    plan = sub.add_parser("plan", help="what the next cycle would do; changes nothing")
+    plan = command("plan", help="what the next cycle would do; changes nothing")
     plan.add_argument("--json", action="store_true", help="pure JSON on stdout")
 
-    validate = sub.add_parser("validate", help="check the rules file")
+    validate = command("validate", help="check the rules file")
     validate.add_argument("--offline", action="store_true",
                           help="skip the checks that look at this host (paths, devices)")
 
-    ls = sub.add_parser("ls", help="what is cached, why, for whom, since when")
+    ls = command("ls", help="what is cached, why, for whom, since when")
     ls.add_argument("--user")
     ls.add_argument("--rule")
     ls.add_argument("--format", default="table", choices=["table", "json", "csv"])
 
-    evict = sub.add_parser("evict", help="put files back now")
+    evict = command("evict", help="put files back now")
     evict.add_argument("paths", nargs="*", metavar="PATH")
     evict.add_argument("--all", action="store_true", help="empty the cache (uninstall path)")
     evict.add_argument("--hold", metavar="D", help="keep the files out of plans for duration D")
 
-    doctor = sub.add_parser("doctor", help="check the host and audit the cache")
+    doctor = command("doctor", help="check the host and audit the cache")
     doctor.add_argument("--fix", action="store_true", help="repair what is safe to repair")
 
-    init = sub.add_parser("init", help="write a starter rules.yaml")
+    init = command("init", help="write a starter rules.yaml")
     init.add_argument("--from-env", metavar="FILE", help="convert a Cacherr/PlexCacheUltra .env")
     init.add_argument("--from-plexcache", metavar="FILE",
                       help="convert a PlexCache plexcache_settings.json")
@@ -69,10 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "(optionally listed, one pool path per line, in LIST) and restore "
                            "its .plexcached backups")
 
-    sub.add_parser("schema", help="print the JSON Schema of rules.yaml")
-    sub.add_parser("healthcheck", help="exit 0 if the local service is healthy, else 1")
+    command("schema", help="print the JSON Schema of rules.yaml")
+    command("healthcheck", help="exit 0 if the local service is healthy, else 1")
 
-    demo = sub.add_parser("demo", help="run everything on a throw-away sandbox")
+    demo = command("demo", help="run everything on a throw-away sandbox")
     demo.add_argument("--once", action="store_true", help="exit after the demo cycle")
     demo.add_argument("--layout", choices=["auto", "union", "symlink"], default="auto",
                       help="union needs root and mergerfs; auto picks it when it can")

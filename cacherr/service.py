@@ -254,6 +254,9 @@ class Service:
         self._seen_sessions = keys
         if not new:
             return
+        log.info("new playback(s): %s", ", ".join(
+            f"{session.user_name}: {session.item.title}" for session in selection.sessions
+            if (session.user_name, session.item.rating_key) in new))
         cached = {entry.relative_path for entry in self.ledger.files()}
         located_live = self._live_by_item
         for session in selection.sessions:

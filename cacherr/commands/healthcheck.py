@@ -37,7 +37,10 @@ def run(args) -> int:
 
 def check(explicit_config: str | None, environ: Mapping[str, str]) -> tuple[bool, str]:
     """Given `-c RULES` and the environment, return (healthy, what was found)."""
-    origin = find_origin(explicit_config, environ)
+    try:
+        origin = find_origin(explicit_config, environ)
+    except BadListen as error:
+        return False, str(error)
     url = f"{origin}/health"
     # No proxy: a container's HTTP_PROXY must not swallow a request to loopback.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -59,10 +62,15 @@ def check(explicit_config: str | None, environ: Mapping[str, str]) -> tuple[bool
 
 
 def find_origin(explicit_config: str | None, environ: Mapping[str, str]) -> str:
-    """Return the http:// origin of the local service (best guess; never raises)."""
+    """Return the http:// origin of the local service (best guess); raise BadListen if
+    CACHERR_LISTEN is set but unusable."""
     listen = environ.get("CACHERR_LISTEN", "").strip()
     if listen:
-        return _origin(*_split_listen(listen))
+        try:
+            return _origin(*_split_listen(listen))
+        except ValueError:
+            raise BadListen(f"CACHERR_LISTEN={listen[:80]!r} is not HOST:PORT (e.g. "
+                            "127.0.0.1:5445, or :5445)") from None
     rules_file, rules, document = _load_rules(explicit_config, environ)
     for state_dir in _state_dir_candidates(rules_file, rules, document):
         runtime = _read_runtime(state_dir)
@@ -79,12 +87,19 @@ def find_origin(explicit_config: str | None, environ: Mapping[str, str]) -> str:
     return _origin("127.0.0.1", DEFAULT_PORT)
 
 
+class BadListen(ValueError):
+    """CACHERR_LISTEN is set but is not HOST:PORT."""
+
+
 def _split_listen(listen: str) -> tuple[str, int]:
     """Given host:port (or :port, or a bare port), return (host, port); raise ValueError."""
     host, separator, port = listen.rpartition(":")
     if not separator:
         host, port = "", listen
-    return host.strip("[]"), int(port)
+    number = int(port)
+    if not 0 < number < 65536 or not all(c.isalnum() or c in ".-:" for c in host.strip("[]")):
+        raise ValueError(listen)
+    return host.strip("[]"), number
 
 
 def _origin(host: str, port: int) -> str:

@@ -3,8 +3,14 @@
 The file goes to `-c RULES`, else $CACHERR_CONFIG, else ./rules.yaml, and is never
 overwritten (exit 2). It always starts with `dry_run: true`. When Plex answers, its library
 folders are proposed as `paths`. What came from another tool's settings and could not be
-converted is listed at the top of the file. The text is checked like `cacherr validate
---offline` before it is written; a file that would not pass is not written (exit 1).
+converted is listed at the top of the file, secrets hidden. Secrets are written as
+`${NAME}`, their values into the `.env` beside the rules file (mode 0600). The text is
+checked like `cacherr validate --offline` before anything is written; a file that would
+not pass is not written (exit 1). The command says where it wrote, what it guessed, and
+whether the service will find the file there.
+
+Each step is a function of the Draft (`_draft`, `_complete`, `_advice`), so a caller
+that knows more (the container's entry point) can fill the Draft first.
 """
 
 from __future__ import annotations
@@ -15,10 +21,20 @@ import sys
 from pathlib import Path
 
 from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from cacherr.config import dotenv
 from cacherr.config.loader import check_text
 from cacherr.migrate import common, from_env, from_plexcache
 from cacherr.migrate.draft import Draft, PathEntry, Ref, render
 from cacherr.migrate.plex_library import PlexUnreachable, apply_libraries, fetch_libraries
+
+TOKEN_HELP_URL = ("https://support.plex.tv/articles/"
+                  "204059436-finding-an-authentication-token-x-plex-token/")
+# Where an installed service reads its rules: (what shows the install, the rules file, what).
+SERVICE_LOCATIONS = (
+    (Path("/boot/config/plugins/cacherr"), Path("/boot/config/plugins/cacherr/rules.yaml"),
+     "the Unraid plugin"),
+    (Path("/.dockerenv"), Path("/config/rules.yaml"), "the container"),
+)
 
 
 class _Refused(Exception):
@@ -28,7 +44,7 @@ class _Refused(Exception):
 def run(args) -> int:
     if getattr(args, "take_over", None) is not None:
         return _take_over(args)
-    target = Path(args.config or os.environ.get("CACHERR_CONFIG") or "rules.yaml")
+    target = Path(args.config or os.environ.get("CACHERR_CONFIG") or "rules.yaml").absolute()
     try:
         if args.from_env and args.from_plexcache:
             raise _Refused("give --from-env or --from-plexcache, not both")
@@ -49,6 +65,13 @@ def run(args) -> int:
         print("cacherr init: the file it would write is not valid (a bug in init); "
               "nothing was written", file=sys.stderr)
         return EXIT_FAILURE
+    secrets_file = dotenv.beside(target)
+    try:
+        added, kept = dotenv.merge(secrets_file, draft.secrets()) if draft.secrets() else ([], [])
+    except (OSError, ValueError) as error:
+        print(f"cacherr init: cannot write the secrets to {secrets_file}: "
+              f"{getattr(error, 'strerror', None) or error}; nothing was written", file=sys.stderr)
+        return EXIT_FAILURE
     try:
         with target.open("x", encoding="utf-8") as handle:
             handle.write(text)
@@ -58,11 +81,50 @@ def run(args) -> int:
     except OSError as error:
         print(f"cacherr init: cannot write {target}: {error.strerror or error}", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"wrote {target}: {len(draft.paths)} path mapping(s), {len(draft.rules)} rule(s), "
-          f"dry_run: true" + (f"; {len(draft.unmapped)} setting(s) not converted, listed at "
-                              "the top" if draft.unmapped else ""), file=sys.stderr)
-    print(f"next: cacherr -c {target} validate, then cacherr -c {target} plan", file=sys.stderr)
+    for line in _advice(draft, target, secrets_file, added, kept):
+        print(line, file=sys.stderr)
     return EXIT_OK
+
+
+def _advice(draft: Draft, target: Path, secrets_file: Path, added: list[str],
+            kept: list[str]) -> list[str]:
+    """What the user must know about the file just written: where it is, where its
+    secrets went, what was guessed, and whether the service will read it."""
+    lines = [f"wrote {target}: {len(draft.paths)} path mapping(s), {len(draft.rules)} rule(s), "
+             "dry_run: true" + (f"; {len(draft.unmapped)} setting(s) not converted, listed at "
+                                "the top" if draft.unmapped else "")]
+    if added:
+        lines.append(f"wrote {', '.join(added)} to {secrets_file} (readable by you only); the "
+                     "rules file refers to them as ${NAME}")
+    for name in kept:
+        lines.append(f"{secrets_file} already sets {name} to another value; kept it (the rules "
+                     "file uses that one): check it")
+    if draft.plex_url_guessed:
+        lines.append(f"CHECK plex.url: no Plex address was given, so the file says "
+                     f"{draft.plex_url} (Plex on this host); write your server's address "
+                     "(or set PLEX_URL and run init again)")
+    if _token_unknown(draft):
+        lines.append("no Plex token yet: in Plex Web open any item's ... menu > Get Info > View "
+                     "XML; the address ends with X-Plex-Token=YOUR_TOKEN (" + TOKEN_HELP_URL
+                     + f"). Put PLEX_TOKEN=YOUR_TOKEN in {secrets_file} (chmod 600) or in "
+                     "the service's environment")
+    lines += _location_warnings(target)
+    lines.append(f"next: cacherr -c {target} validate, then cacherr -c {target} plan")
+    return lines
+
+
+def _token_unknown(draft: Draft) -> bool:
+    return isinstance(draft.plex_token, Ref) and not _token(draft)
+
+
+def _location_warnings(target: Path) -> list[str]:
+    """A warning for each installed service that reads its rules somewhere else."""
+    warnings = []
+    for marker, rules_file, what in SERVICE_LOCATIONS:
+        if marker.exists() and target.resolve() != rules_file.resolve():
+            warnings.append(f"WARNING: {what} reads {rules_file}, not {target}: move the file "
+                            f"(and its .env) there, or the service will not use it")
+    return warnings
 
 
 def _read(path: str) -> str:
@@ -86,7 +148,7 @@ def _draft(args) -> Draft:
         if not isinstance(data, dict):
             raise _Refused(f"{args.from_plexcache} is not a PlexCache settings object")
         return from_plexcache.convert(data, f"the PlexCache settings {args.from_plexcache}")
-    draft = Draft()
+    draft = Draft(source="no earlier tool's settings (a starter file)")
     if os.environ.get("PLEX_URL"):
         try:
             draft.plex_url = common.normalise_plex_url(os.environ["PLEX_URL"])

@@ -37,11 +37,18 @@ def run(args) -> int:
             writer.writerow([";".join(v) if isinstance(v, list) else v
                              for v in (entry[c] for c in COLUMNS)])
     else:
+        if listing:
+            print(_row("SIZE", "KIND", "SINCE", "RULES", "USERS", "PATH"))
         for entry in listing:
             since = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry["since"]))
-            print(f"{format_bytes(entry['size_bytes']):>10}  {entry['kind']:<7} {since}  "
-                  f"{','.join(entry['rules']) or '-':<20} {','.join(entry['users']) or '-':<16} "
-                  f"{entry['path']}")
+            print(_row(format_bytes(entry["size_bytes"]), entry["kind"], since,
+                       ",".join(entry["rules"]) or "-", ",".join(entry["users"]) or "-",
+                       entry["path"]))
         total = sum(entry["size_bytes"] for entry in listing)
         print(f"{len(listing)} files, {format_bytes(total)}", file=sys.stderr)
     return EXIT_OK
+
+
+def _row(size: str, kind: str, since: str, rules: str, users: str, path: str) -> str:
+    """One line of the table; PATH is what `cacherr evict` takes."""
+    return f"{size:>10}  {kind:<7} {since:<16}  {rules:<20} {users:<16} {path}"

@@ -1,15 +1,18 @@
 """Doctor's audit of the cache: untracked (changed) files, duplicates cacherr does not
-track, orphan backups, leftover working files and empty folders; `--fix` repairs the
-safe ones (through the engine's tidy functions)."""
+track, orphan backups, leftover temporary files and empty folders; `--fix` repairs the
+safe ones (through the engine's tidy functions): a temporary file that no journal entry
+knows and no process has open is cacherr's own leftover, and is removed."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 from cacherr.config.model import Config
 from cacherr.doctor.findings import Finding
 from cacherr.engine import paths, tidy
+from cacherr.host.processes import open_by_any_process
 from cacherr.state.ledger import FileIdentity, Ledger
 
 
@@ -25,6 +28,7 @@ def audit(config: Config, ledger: Ledger, *, fix: bool) -> list[Finding]:
     slow = list(cache.union.slow) if cache.layout == "union" else [Path(m.host) for m in config.paths]
     findings: list[Finding] = []
     tracked = {entry.relative_path: entry for entry in ledger.files(sidecars=True)}
+    unfinished = _unfinished_paths(ledger)
 
     for entry in tracked.values():
         try:
@@ -64,9 +68,8 @@ def audit(config: Config, ledger: Ledger, *, fix: bool) -> list[Finding]:
         for name in files:
             path = here / name
             relative = str(path.relative_to(fast))
-            if name.endswith(paths.WORKING_SUFFIXES):
-                findings.append(Finding("warning", "leftover", f"{path} is a cacherr working "
-                                        "file", "run cacherr once: recovery removes it"))
+            if tidy.is_working_name(name):
+                findings.append(_working_file(path, relative, unfinished, fix))
             elif cache.layout == "union" and relative not in tracked and \
                     any(os.path.lexists(branch / relative) for branch in slow):
                 findings.append(Finding("warning", "duplicate", f"{relative} is on the fast "
@@ -85,3 +88,32 @@ def audit(config: Config, ledger: Ledger, *, fix: bool) -> list[Finding]:
     if not findings:
         findings.append(Finding("ok", "audit", f"{len(tracked)} cached files, nothing stray"))
     return findings
+
+
+def _unfinished_paths(ledger: Ledger) -> set[str]:
+    """The files of actions the journal still has running (a crash left them)."""
+    try:
+        rows = ledger.conn.execute(
+            "SELECT relative_path FROM journal_actions WHERE state = 'running'").fetchall()
+    except sqlite3.Error:  # no state database yet
+        return set()
+    return {row[0] for row in rows}
+
+
+def _working_file(path: Path, relative: str, unfinished: set[str], fix: bool) -> Finding:
+    """What to say (and, with --fix, do) about a temporary copy or link on the fast branch."""
+    name = path.name
+    suffix = next(s for s in tidy.STRAY_SUFFIXES if name.endswith(s))
+    original = str(Path(relative).parent / name[1:-len(suffix)])
+    if original in unfinished:
+        return Finding("warning", "leftover", f"{path} belongs to an unfinished {original} "
+                       "action", "start cacherr (run or run --once): recovery finishes or "
+                       "undoes the action and removes it")
+    if fix and tidy.remove_stray_working_file(path, open_by_any_process):
+        return Finding("ok", "leftover", f"removed {path}: a temporary file of cacherr's (its "
+                       "name) that no journal entry knows and no process has open")
+    why = "a process has it open" if open_by_any_process(path) else "no journal entry knows it"
+    return Finding("warning", "leftover", f"{path} is a temporary file of cacherr's; {why}",
+                   "cacherr doctor --fix removes it once no process has it open"
+                   if not fix else "it is still open: wait for that process, then run "
+                   "cacherr doctor --fix again")

@@ -29,6 +29,29 @@ def remove_empty_folder(branch: Path, folder: Path) -> bool:
     return True
 
 
+STRAY_SUFFIXES = (paths.TEMP_SUFFIX, paths.LINK_SUFFIX)
+
+
+def is_working_name(name: str) -> bool:
+    """True for the name of a copy or link cacherr writes before renaming it into place
+    (`.NAME.cacherr-tmp`, `.NAME.cacherr-link`); never a backup (that is the original)."""
+    return name.startswith(".") and name.endswith(STRAY_SUFFIXES) and \
+        len(name) > 1 + max(map(len, STRAY_SUFFIXES))
+
+
+def remove_stray_working_file(path: Path, open_check) -> bool:
+    """Remove a temporary copy or link that no journal entry knows, when it is provably
+    cacherr's: its working name, a regular file or symlink, and `open_check(path)` False
+    (no process has it open). Return True if removed. The caller holds the run lock."""
+    if not is_working_name(path.name) or not (path.is_symlink() or path.is_file()):
+        return False
+    if open_check(path) is not False:
+        return False  # open, or unknown: left alone
+    os.unlink(path)
+    fsync_folder(path.parent)
+    return True
+
+
 def restore_orphan_backup(backup: Path) -> Path | None:
     """Rename a hidden backup back to its original name when the original is missing;
     return the restored path, or None when the original exists (nothing is overwritten)."""

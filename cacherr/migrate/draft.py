@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from cacherr.logs import redact
+
 _PLAIN = re.compile(r"[A-Za-z0-9_/.][A-Za-z0-9_./:@%+=-]*")
 
 
@@ -56,6 +58,14 @@ def _comment(text: str) -> str:
     return f"  # {' '.join(text.split())}" if text else ""
 
 
+GUESSED_PLEX_URL = "http://127.0.0.1:32400"
+TOKEN_HELP = ("PLEX_TOKEN from the environment or the .env beside this file. Find it in "
+              "Plex Web: an item's ... menu > Get Info > View XML; the address ends with "
+              "X-Plex-Token=...")
+# A value that may be a secret whatever its setting is called: long token-like text.
+_TOKEN_LIKE = re.compile(r"^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_\-.:+/=]{12,}$")
+
+
 @dataclass
 class PathEntry:
     plex: str
@@ -85,10 +95,11 @@ class Draft:
     """Everything `cacherr init` writes. Optional values left None are not written."""
 
     source: str = "no earlier tool's settings"
-    plex_url: str = "http://127.0.0.1:32400"
-    plex_url_comment: str = ""
+    plex_url: str = GUESSED_PLEX_URL
+    plex_url_comment: str = ("CHECK: a guess (Plex on this host); write your Plex server's "
+                             "address")
     plex_token: Value = Ref("PLEX_TOKEN")
-    plex_token_comment: str = "set PLEX_TOKEN in the environment (or write the token here)"
+    plex_token_comment: str = TOKEN_HELP
     watchlist_rss: Value | None = None
     paths: list[PathEntry] = field(default_factory=list)
     paths_comments: list[str] = field(default_factory=list)
@@ -125,9 +136,24 @@ class Draft:
     unmapped: list[Unmapped] = field(default_factory=list)
     references: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def plex_url_guessed(self) -> bool:
+        return self.plex_url == GUESSED_PLEX_URL and self.plex_url_comment.startswith("CHECK")
+
+    def secrets(self) -> dict[str, str]:
+        """NAME -> value of every `${NAME}` the file refers to whose value is known."""
+        used = {value.name for value in self._values() if isinstance(value, Ref)}
+        return {name: value for name, value in self.references.items()
+                if name in used and value}
+
+    def _values(self) -> list:
+        return [self.plex_token, self.watchlist_rss, self.trakt_client_id, *self.notify_urls]
+
     def skip(self, setting: str, value: object, reason: str, *, secret: bool = False) -> None:
-        """Record a setting that is not converted (listed at the top of the file)."""
-        shown = "(hidden)" if secret else _short(value)
+        """Record a setting that is not converted (listed at the top of the file). A
+        secret's value is never written: neither a secret setting's, nor one that looks
+        like a token; URLs show only their scheme and host."""
+        shown = "(hidden)" if secret or _looks_secret(value) else _short(value)
         self.unmapped.append(Unmapped(setting, shown, reason))
 
     def skip_unless_empty(self, setting: str, value: object, reason: str, *,
@@ -139,9 +165,18 @@ class Draft:
             self.skip(setting, value, reason, secret=secret)
 
 
+def _looks_secret(value: object) -> bool:
+    texts = [value] if isinstance(value, str) else (
+        [str(item) for item in value] if isinstance(value, list | tuple) else [])
+    if isinstance(value, dict):
+        return any(_looks_secret(item) for item in value.values())
+    return any(_TOKEN_LIKE.match(text.strip()) and "://" not in text
+               and not text.strip().startswith("/") for text in texts)
+
+
 def _short(value: object) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = " ".join(str(text).split())
+    text = redact(" ".join(str(text).split()))
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -1,13 +1,15 @@
 """Convert a Cacherr / PlexCacheUltra `.env` file into a Draft.
 
-Secrets stay in the environment: the token becomes `${PLEX_TOKEN}` (the container keeps
-getting it from the same .env), and so do the Trakt client id and the webhook URL.
+Secrets become references: the token is `${PLEX_TOKEN}`, and so are the Trakt client id
+and the webhook URL; `cacherr init` writes their values to the `.env` beside the rules
+file (mode 0600), and a container that gets them from its environment wins over it.
 """
 
 from __future__ import annotations
 
 import re
 
+from cacherr.config import dotenv
 from cacherr.migrate.common import (
     Settings,
     normalise_plex_url,
@@ -18,8 +20,6 @@ from cacherr.migrate.common import (
     watchlist_rule,
 )
 from cacherr.migrate.draft import Draft, PathEntry, Ref, RuleDraft
-
-_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 
 # Settings that need nothing in cacherr's file: cacherr already behaves so.
 _ALREADY = {
@@ -51,20 +51,7 @@ _NO_EQUIVALENT = {
 
 def parse_env(text: str) -> dict[str, str]:
     """Given the text of a .env file, return its KEY -> value (quotes and comments removed)."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        match = _LINE.match(line)
-        if not match:
-            continue
-        key, raw = match.group(1), match.group(2).strip()
-        if raw[:1] in ("'", '"') and raw[0] in raw[1:]:
-            value = raw[1:raw.index(raw[0], 1)]
-        else:
-            value = re.split(r"\s+#", raw, maxsplit=1)[0].strip()
-        values[key] = value
-    return values
+    return dotenv.parse(text)
 
 
 def convert(values: dict[str, str], source: str) -> Draft:

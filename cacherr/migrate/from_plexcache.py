@@ -1,8 +1,8 @@
 """Convert a PlexCache / PlexCache-R `plexcache_settings.json` into a Draft.
 
-The token (and the watchlist RSS URL) are copied literally: they are in the user's own
-settings file already, and a script or plugin install has no environment to move them
-to. The header comment says how to move the token to `${PLEX_TOKEN}` instead.
+Secrets (the token, the watchlist RSS URL, the webhook URL) become `${PLEX_TOKEN}`,
+`${PLEX_WATCHLIST_RSS}` and `${NOTIFY_URL}`; `cacherr init` writes their values to the
+`.env` beside the rules file (mode 0600), which the loader reads.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from cacherr.migrate.common import (
     to_size,
     watchlist_rule,
 )
-from cacherr.migrate.draft import Draft, PathEntry
+from cacherr.migrate.draft import Draft, PathEntry, Ref
 
 _NO_EQUIVALENT = {
     "firststart": "cacherr starts with dry_run: true instead",
@@ -85,14 +85,15 @@ def _plex(settings: Settings, draft: Draft) -> None:
         draft.plex_url, draft.plex_url_comment = url, "plex_url"
     token = settings.get("plex_token")
     if isinstance(token, str) and token.strip():
-        draft.plex_token = token.strip()
-        draft.plex_token_comment = ("copied from your settings; to keep it out of this file, "
-                                    "write ${PLEX_TOKEN} and set PLEX_TOKEN in the environment")
+        draft.references["PLEX_TOKEN"] = token.strip()
+        draft.plex_token_comment = "PLEX_TOKEN, moved from your settings to the .env beside " \
+                                   "this file (readable by its owner only)"
     rss = settings.get("remote_watchlist_rss_url")
     wanted = settings.get("remote_watchlist_toggle", to_bool)
     if isinstance(rss, str) and rss.strip() and wanted is not False:
         if rss.startswith(("http://", "https://")):
-            draft.watchlist_rss = rss.strip()
+            draft.references["PLEX_WATCHLIST_RSS"] = rss.strip()
+            draft.watchlist_rss = Ref("PLEX_WATCHLIST_RSS")
         else:
             draft.skip("remote_watchlist_rss_url", rss, "not an http(s) URL", secret=True)
 
@@ -288,7 +289,8 @@ def _notify(settings: Settings, draft: Draft) -> None:
     webhook = settings.get("webhook_url")
     if kind in ("webhook", "both") and isinstance(webhook, str) and webhook.strip():
         if url_is_valid(webhook.strip()):
-            draft.notify_urls.append(webhook.strip())
+            draft.references["NOTIFY_URL"] = webhook.strip()
+            draft.notify_urls.append(Ref("NOTIFY_URL"))
         else:
             draft.skip("webhook_url", webhook, "Apprise does not recognise this URL: write it "
                        "as an Apprise URL in notify.urls", secret=True)

@@ -485,9 +485,11 @@ def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMappe
             result.failed_rules.setdefault(rule.name, (error.source,))
     result.failed_sources.update(rnd.failures)
     result.warnings += rnd.warnings
-    log.info("selection: %d files wanted by %d rules, %d users; failed: %s",
-             len(result.wanted), len(rules), len(resolution.users),
-             ", ".join(f"{k} ({v})" for k, v in sorted(result.failed_sources.items())) or "none")
+    # A frequent round (the session watcher) that finds nothing says so at DEBUG only.
+    level = logging.INFO if result.wanted or result.failed_sources else logging.DEBUG
+    log.log(level, "selection: %d files wanted by %d rules, %d users; failed: %s",
+            len(result.wanted), len(rules), len(resolution.users),
+            ", ".join(f"{k} ({v})" for k, v in sorted(result.failed_sources.items())) or "none")
 
 
 def _users_key(config) -> str:

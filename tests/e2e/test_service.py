@@ -16,7 +16,7 @@ from tests.helpers import require_fuse, wait_for
 
 TRENDING = "Movies/Trending Movie (2001)/Trending Movie (2001).mkv"
 OTHER = "Movies/Other Movie (2001)/Other Movie (2001).mkv"
-SERVICE = ("schedule: {every: 1h, sessions_every: 1s}\n"
+SERVICE = ("schedule: {every: 1h, sessions_every: 2s}\n"
            "server: {listen: '127.0.0.1:0'}\n")
 PLAYING = ("rules:\n  - name: now-playing\n    select: playing\n"
            "    keep: {until: watched}\n    priority: 90\n")

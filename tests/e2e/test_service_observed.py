@@ -70,7 +70,7 @@ def observed(tmp_path):
             (branch / MISSING).unlink(missing_ok=True)
         rules = write_rules(tmp_path / "rules.yaml", fake, sandbox, tmp_path / "state")
         rules.write_text(rules.read_text() + (
-            "schedule: {every: 1h, sessions_every: 1s}\n"
+            "schedule: {every: 1h, sessions_every: 2s}\n"
             "server: {listen: '127.0.0.1:0'}\n"
             f"notify: {{urls: ['{receiver.url}', 'json://127.0.0.1:1/refused'], "
             "events: [summary, error, cache_full, source_down, source_recovered]}\n"))

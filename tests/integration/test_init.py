@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from cacherr.cli import main
+from cacherr.commands import init as init_command
+from cacherr.config import dotenv
 from cacherr.config.loader import check_text
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "migrate"
@@ -90,7 +93,9 @@ def init(*args: str, capsys) -> tuple[int, str]:
 
 
 def load(path: Path, environ: dict | None = None) -> dict:
-    document, problems = check_text(path.read_text(), environ or {}, offline=True)
+    """The document as cacherr reads it: with the .env beside it under the environment."""
+    document, problems = check_text(path.read_text(),
+                                    dotenv.environment(path, environ or {}), offline=True)
     assert problems == [], problems
     return document
 
@@ -108,7 +113,11 @@ def test_from_env_turns_a_cacherr_env_into_valid_rules_with_its_values(capsys):
     assert 'token: "${PLEX_TOKEN}"' in text and "trakt:\n  client_id: \"${TRAKT_CLIENT_ID}\"" in text
     for secret in list(ENV_SECRETS.values()) + ["9d8e7f6a5b4c"]:
         assert secret not in text
-    assert main(["-c", "rules.yaml", "validate", "--offline"]) != 0  # needs the environment
+    secrets = Path(".env")
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    assert dotenv.read(secrets) == ENV_SECRETS
+    assert f"wrote PLEX_TOKEN, TRAKT_CLIENT_ID, WEBHOOK_URL to {secrets.absolute()}" in err
+    assert main(["-c", "rules.yaml", "validate", "--offline"]) == 0  # the .env is read
     capsys.readouterr()
 
     document = load(rules, ENV_SECRETS)
@@ -185,6 +194,9 @@ def test_from_plexcache_converts_the_legacy_folder_lists_and_keeps_the_token(cap
     assert code == 0, err
     document = load(Path("rules.yaml"))
     assert document["plex"]["token"] == "Xy7kP2mQ9vLr4sT8wZ1a"
+    assert "Xy7kP2mQ9vLr4sT8wZ1a" not in Path("rules.yaml").read_text()
+    assert 'token: "${PLEX_TOKEN}"' in Path("rules.yaml").read_text()
+    assert stat.S_IMODE(Path(".env").stat().st_mode) == 0o600
     assert document["paths"] == [
         {"plex": "/media/movies", "host": "/mnt/user/media/movies"},
         {"plex": "/media/anime", "host": "/mnt/user/media/anime"},
@@ -207,6 +219,8 @@ def test_from_plexcache_r_converts_mappings_users_retention_and_limits(capsys):
     assert code == 0, err
     document = load(Path("rules.yaml"))
     assert document["plex"]["watchlist_rss"].startswith("https://rss.plex.tv/")
+    assert "rss.plex.tv" not in Path("rules.yaml").read_text()
+    assert dotenv.read(".env")["PLEX_WATCHLIST_RSS"] == document["plex"]["watchlist_rss"]
     assert document["paths"] == [{"plex": "/media/movies", "host": "/mnt/user/media/movies"},
                                  {"plex": "/media/tv", "host": "/mnt/user/media/tv"}]
     cache = document["cache"]
@@ -308,3 +322,54 @@ def test_literal_values_keep_dollar_signs_instead_of_becoming_references(capsys,
                                   "cache_dir": "/mnt/cache"}))
     assert init("--from-plexcache", str(source), capsys=capsys)[0] == 0
     assert load(Path("rules.yaml"), {"HOME": "/root"})["plex"]["token"] == "ab${HOME}cd"
+
+
+def test_init_says_where_it_wrote_what_it_guessed_and_how_to_find_the_token(capsys):
+    code, err = init(capsys=capsys)
+    assert code == 0, err
+    target = Path("rules.yaml").absolute()
+    assert f"wrote {target}:" in err
+    assert "CHECK plex.url: no Plex address was given, so the file says http://127.0.0.1:32400" in err
+    assert "X-Plex-Token=" in err and "support.plex.tv" in err and str(Path(".env").absolute()) in err
+    text = Path("rules.yaml").read_text()
+    assert "url: http://127.0.0.1:32400  # CHECK: a guess" in text
+    assert "View XML" in text  # the token line says where to find it
+    assert not Path(".env").exists()  # no secret was given: nothing to keep
+
+
+def test_init_warns_when_an_installed_service_reads_its_rules_elsewhere(capsys, monkeypatch,
+                                                                         tmp_path):
+    plugin = tmp_path / "boot" / "plugins" / "cacherr"
+    plugin.mkdir(parents=True)
+    monkeypatch.setattr(init_command, "SERVICE_LOCATIONS", (
+        (plugin, plugin / "rules.yaml", "the Unraid plugin"),
+        (tmp_path / "no-container", Path("/config/rules.yaml"), "the container")))
+    code, err = init(capsys=capsys)
+    assert code == 0, err
+    assert f"WARNING: the Unraid plugin reads {plugin / 'rules.yaml'}, not " \
+           f"{Path('rules.yaml').absolute()}" in err
+    assert "the container" not in err
+    capsys.readouterr()
+    assert main(["-c", str(plugin / "rules.yaml"), "init"]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_unconverted_secrets_never_reach_the_rules_file_and_an_existing_env_is_kept(
+        capsys, tmp_path):
+    source = tmp_path / "old.env"
+    source.write_text("PLEX_URL=http://10.0.0.2:32400\nPLEX_TOKEN=tok-ABCDEF-0123456789\n"
+                      "TRAKT_ENABLED=false\nTRAKT_CLIENT_ID=client-0123456789abcdef\n"
+                      "DISCORD_WEBHOOK=https://discord.com/api/webhooks/1/hook-path-secret\n"
+                      "MY_API_THING=Zq9Zq9Zq9Zq9Zq9Zq9\nCOLOUR=blue\n")
+    Path(".env").write_text("PLEX_TOKEN=already-here-0123456789\n")
+    Path(".env").chmod(0o600)
+    code, err = init("--from-env", str(source), capsys=capsys)
+    assert code == 0, err
+    text = Path("rules.yaml").read_text()
+    for secret in ("tok-ABCDEF-0123456789", "client-0123456789abcdef", "hook-path-secret",
+                   "Zq9Zq9Zq9Zq9Zq9Zq9", "api/webhooks"):
+        assert secret not in text and secret not in err
+    assert "COLOUR = blue" in text  # harmless values are still listed
+    assert "DISCORD_WEBHOOK = https://discord.com/...:" in text
+    assert dotenv.read(".env") == {"PLEX_TOKEN": "already-here-0123456789"}
+    assert "already sets PLEX_TOKEN to another value; kept it" in err
