@@ -16,10 +16,10 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cacherr.api import EvictRequest
 from cacherr.config.model import ServerConfig
 from cacherr.health import HealthState
 from cacherr.metrics import Metrics
-from cacherr.api import EvictRequest
 from cacherr.runtime import read_runtime_file, request_evict, service_origin
 from cacherr.server import Server
 

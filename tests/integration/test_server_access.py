@@ -131,21 +131,21 @@ def test_a_slow_body_is_dropped_without_a_traceback_and_health_answers_meanwhile
         tmp_path, health, caplog):
     evict = EvictRecorder()
     caplog.set_level(logging.DEBUG, logger="cacherr")
-    with serve(tmp_path, health, evict, token=TOKEN, request_timeout_seconds=1.0) as server:
-        with socket.create_connection(server.address, timeout=10) as raw:
-            raw.sendall(b"POST /api/evict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                        b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
-                        b"Content-Length: 100\r\n\r\n{\"all\"")
-            started = time.monotonic()
-            assert get(server, "/health")[0] == 200  # not blocked by the slow client
-            for _ in range(5):  # a byte now and then does not extend the deadline
-                time.sleep(0.3)
-                try:
-                    raw.sendall(b" ")
-                except OSError:
-                    break
-            assert raw.recv(100) == b""  # dropped
-            assert time.monotonic() - started < 5
+    with serve(tmp_path, health, evict, token=TOKEN, request_timeout_seconds=1.0) as server, \
+            socket.create_connection(server.address, timeout=10) as raw:
+        raw.sendall(b"POST /api/evict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+                    b"Content-Length: 100\r\n\r\n{\"all\"")
+        started = time.monotonic()
+        assert get(server, "/health")[0] == 200  # not blocked by the slow client
+        for _ in range(5):  # a byte now and then does not extend the deadline
+            time.sleep(0.3)
+            try:
+                raw.sendall(b" ")
+            except OSError:
+                break
+        assert raw.recv(100) == b""  # dropped
+        assert time.monotonic() - started < 5
     assert evict.requests == []
     assert "too slowly" in caplog.text and "Traceback" not in caplog.text
     assert not [r for r in caplog.records if r.exc_info]
