@@ -460,6 +460,7 @@ class Service:
         cancelled = self.queue.cancel_caches(None if request.all else paths, at=now)
         for path in cancelled:
             log.info("cache of %s cancelled: an eviction was requested", path)
+        self.metrics.set_planned(self.queue.pending_counts())
         job = EvictJob(paths=tuple(paths), all=request.all, hold_seconds=request.hold_seconds)
         try:
             self.queue.put_request(job)

@@ -15,6 +15,7 @@ import sys
 from cacherr.api import MAX_HOLD_SECONDS, EvictRequest
 from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cacherr.commands.config_file import ConfigUnavailable, load_config
+from cacherr.commands.plan import open_ledger_read_only
 from cacherr.config.units import parse_duration
 from cacherr.cycle.evicting import UnknownPath, evict_paths, resolve
 from cacherr.cycle.once import make_engine, settle_mover_list
@@ -37,6 +38,16 @@ def run(args) -> int:
         print("cacherr evict: --hold: at most 30d", file=sys.stderr)
         return EXIT_USAGE
     lock = RunLock(config.state_dir)
+    if not lock.is_held_by_other() and not args.all:
+        # Bad paths are refused before anything is touched (not even the lock file).
+        try:
+            snapshot = open_ledger_read_only(config.state_dir)
+            try:
+                resolve(config, snapshot, args.paths)
+            finally:
+                snapshot.close()
+        except UnknownPath as error:
+            return _unknown(error)
     try:
         lock.acquire()
     except AlreadyRunning:
@@ -48,9 +59,7 @@ def run(args) -> int:
                 paths = ([e.relative_path for e in ledger.files()] if args.all
                          else resolve(config, ledger, args.paths))
             except UnknownPath as error:
-                for line in str(error).splitlines():
-                    print(f"cacherr evict: {line}", file=sys.stderr)
-                return EXIT_USAGE
+                return _unknown(error)
             engine = make_engine(config, ledger)
             engine.recover()
             mover_list = settle_mover_list(config, ledger)
@@ -61,6 +70,12 @@ def run(args) -> int:
     finally:
         lock.release()
     return _report(outcome.as_dict(), everything=args.all)
+
+
+def _unknown(error: UnknownPath) -> int:
+    for line in str(error).splitlines():
+        print(f"cacherr evict: {line}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _through_service(config, args, hold_seconds) -> int:

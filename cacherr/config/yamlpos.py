@@ -44,7 +44,7 @@ Path = tuple  # a path into the document: keys and list indices
 
 MAX_FILE_BYTES = 1024 * 1024  # a rules file is a few KiB; this is far beyond any real one
 MAX_DEPTH = 32  # rules[].keep.for is 4 deep
-MAX_VALUES = 20_000  # values written, and values after expanding aliases
+MAX_VALUES = 10_000  # values written, and values after expanding aliases (a big file has 1000)
 
 
 @dataclass
@@ -314,10 +314,11 @@ def _position(text: str, index: int) -> tuple[int, int]:
 
 
 def _character(character) -> str:
+    # PyYAML's reader gives the character, libyaml's its code point.
     if isinstance(character, str) and character:
-        return f"the character U+{ord(character):04X}"
+        character = ord(character[0])
     if isinstance(character, int):
-        return f"the byte 0x{character:02X}"
+        return f"the character U+{character:04X}"
     return "a character"
 
 

@@ -130,6 +130,12 @@ class TransferQueue:
                 return None
             return self._current
 
+    def pending_counts(self) -> dict[str, int]:
+        """Transfers not started yet, by direction (to_cache, to_slow)."""
+        with self._lock:
+            to_slow = sum(1 for t in self._pending if t.action.kind == "evict")
+            return {"to_cache": len(self._pending) - to_slow, "to_slow": to_slow}
+
     def current(self) -> Item | None:
         with self._lock:
             return self._current

@@ -18,15 +18,16 @@ def connect(state_dir: Path, *, read_only: bool = False) -> sqlite3.Connection:
     """Given the state directory, return a connection with every migration applied.
 
     The database is opened with `synchronous=FULL` and WAL, so a committed transaction
-    survives a power cut. A read-only connection applies no migration and may be used
-    while a service holds the run lock. Raise StateDatabaseError if the file is from a
+    survives a power cut. A read-only connection applies no migration, may be used while
+    a service holds the run lock, and writes nothing (not even SQLite's -shm file) when
+    no writer has the database open. Raise StateDatabaseError if the file is from a
     newer cacherr.
     """
     path = Path(state_dir) / DATABASE_NAME
     if read_only:
         if not path.exists():
             raise StateDatabaseError(f"{path}: no state database yet (has cacherr run?)")
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        conn = _snapshot(path) or sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -44,6 +45,32 @@ def connect(state_dir: Path, *, read_only: bool = False) -> sqlite3.Connection:
     if not read_only:
         migrate(conn)
     return conn
+
+
+def _snapshot(path: Path) -> sqlite3.Connection | None:
+    """An in-memory copy of the database when no writer has it open (no -wal file), so a
+    read-only command creates no -shm/-wal file beside it; None when a writer has it open
+    (then a read-only connection shares the writer's files) or it kept changing."""
+    wal = path.with_name(path.name + "-wal")
+    for _ in range(3):
+        if wal.exists():
+            return None
+        before = path.stat()
+        data = bytearray(path.read_bytes())
+        after = path.stat()
+        if wal.exists() or (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns,
+                                                                    after.st_size):
+            continue
+        if len(data) >= 20 and data[18] == data[19] == 2:
+            data[18] = data[19] = 1  # WAL in the header: an in-memory copy cannot be WAL
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            conn.deserialize(bytes(data))
+        except sqlite3.Error:
+            conn.close()
+            return None
+        return conn
+    return None
 
 
 def connect_empty() -> sqlite3.Connection:

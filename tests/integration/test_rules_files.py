@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 RULES = sorted((REPO / "rules").glob("*.yaml"))
 SPEC_EXAMPLE = REPO / "tests" / "fixtures" / "spec_example.yaml"
 SPEC = REPO.parent / "shared" / "SPEC.md"
-ENV = {"PLEX_TOKEN": "token", "TRAKT_CLIENT_ID": "client", "DISCORD_URL": "discord://1/abc"}
+ENV = {"PLEX_TOKEN": "token", "TRAKT_CLIENT_ID": "client", "DISCORD_URL": "discord://1/abc",
+       "CACHERR_API_TOKEN": "an-api-token-0123456789"}
 
 
 def test_the_rules_folder_has_the_four_documented_files():
