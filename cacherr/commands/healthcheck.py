@@ -126,9 +126,11 @@ def _load_rules(explicit_config: str | None, environ: Mapping[str, str]):
     except Exception:  # a broken rules file must not fail the check
         pass
     try:
-        import yaml
+        from cacherr.config.yamlpos import parse
 
-        return path, None, yaml.safe_load(path.read_text(encoding="utf-8"))
+        # Bounded like every read of a rules file: a broken or hostile one costs nothing.
+        document, _, _ = parse(loader.read_text(path))
+        return path, None, document
     except Exception:
         return path, None, None
 

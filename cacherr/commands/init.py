@@ -127,11 +127,22 @@ def _location_warnings(target: Path) -> list[str]:
     return warnings
 
 
+MAX_SETTINGS_BYTES = 4 * 1024 * 1024  # a settings file is a few KiB
+
+
 def _read(path: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SETTINGS_BYTES + 1)
     except OSError as error:
         raise _Refused(f"cannot read {path}: {error.strerror or error}") from None
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise _Refused(f"{path} is larger than a settings file can be (4 MiB); is it the "
+                       "right file?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _Refused(f"{path} is not UTF-8 text (byte {error.start})") from None
 
 
 def _draft(args) -> Draft:
@@ -145,6 +156,9 @@ def _draft(args) -> Draft:
             data = json.loads(_read(args.from_plexcache))
         except json.JSONDecodeError as error:
             raise _Refused(f"{args.from_plexcache} is not JSON: {error}") from None
+        except RecursionError:
+            raise _Refused(f"{args.from_plexcache} nests too deeply to be PlexCache "
+                           "settings") from None
         if not isinstance(data, dict):
             raise _Refused(f"{args.from_plexcache} is not a PlexCache settings object")
         return from_plexcache.convert(data, f"the PlexCache settings {args.from_plexcache}")

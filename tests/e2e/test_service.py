@@ -77,6 +77,10 @@ def test_a_new_playback_is_cached_by_the_session_watcher(world, service):
              what="the playing file on the fast branch")
     assert service.metric("cacherr_playback_starts_total") >= 1
     assert sandbox.read_view(OTHER) == written[OTHER]
+    # The session poll says something at INFO only when it found something.
+    log = service.output()
+    assert "new playback(s): owner: Other Movie" in log
+    assert "selection: 0 files wanted" not in log
 
 
 def test_sighup_with_a_broken_file_keeps_the_old_rules_and_a_fixed_file_reloads(world, service):

@@ -182,3 +182,20 @@ def test_a_state_dir_on_fuse_is_refused_and_relative_paths_follow_the_rules_file
                         rf"{re.escape(str(sandbox.view))}/Movies/state is on FUSE", lines[0])
         assert "/mnt/cache/appdata/cacherr" in lines[0]
         assert os.listdir(elsewhere) == []
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("deep.json", b"[" * 100000 + b"]" * 100000, "nests too deeply"),
+    ("junk.json", bytes(range(256)), "is not UTF-8 text"),
+    ("huge.json", b" " * (5 * 1024 * 1024) + b"{}", "larger than a settings file can be"),
+], ids=["deep", "junk", "huge"])
+def test_init_refuses_hostile_settings_files_at_once_and_writes_nothing(tmp_path, name, data,
+                                                                        message):
+    source = tmp_path / name
+    source.write_bytes(data)
+    before = tree(tmp_path)
+    result = measured("init", "--from-plexcache", str(source), "-c", str(tmp_path / "r.yaml"))
+    assert result.code == 2 and message in result.stderr, result.output
+    assert "Traceback" not in result.output
+    assert result.seconds < 1 and result.growth_mib < 100
+    assert tree(tmp_path) == before

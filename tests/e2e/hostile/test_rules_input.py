@@ -9,17 +9,11 @@ import re
 import pytest
 
 from tests.e2e.hostile.support import measured, tree
+from tests.e2e.test_cli import RULES
 
 SECONDS = 1.0
 GROWTH_MIB = 100
-BASE = """\
-version: 1
-plex: {{url: 'http://127.0.0.1:9', token: t}}
-paths: [{{plex: /data, host: {root}/media}}]
-cache: {{layout: symlink, symlink: {{dir: {root}/ssd, plex_dir: /ssd}}}}
-rules: [{{name: r, select: ondeck}}]
-state_dir: {root}/state
-"""
+BASE = RULES  # a valid file for folder/media, folder/ssd, folder/state
 
 
 def alias_bomb(levels: int) -> str:
