@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from cacherr.config import loader
+from cacherr.config import dotenv, loader
 from cacherr.config.errors import ConfigError
 from cacherr.config.model import Config
 
@@ -21,6 +21,10 @@ def load_config(args, *, offline: bool = False) -> Config:
     except loader.ConfigNotFound as error:
         print(f"cacherr: {error}", file=sys.stderr)
         raise ConfigUnavailable from None
+    secrets = dotenv.beside(path)
+    if dotenv.exposed(secrets):
+        print(f"cacherr: warning: {secrets} holds secrets and others may read it; "
+              f"run chmod 600 {secrets}", file=sys.stderr)
     try:
         return loader.load(path, os.environ, offline=offline)
     except ConfigError as error:

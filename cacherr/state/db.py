@@ -69,6 +69,7 @@ def _snapshot(path: Path) -> sqlite3.Connection | None:
         except sqlite3.Error:
             conn.close()
             return None
+        conn.execute("PRAGMA query_only = ON")  # read-only, like the file it copies
         return conn
     return None
 

@@ -119,3 +119,24 @@ def test_overlapping_and_duplicate_path_mappings_are_refused_but_nested_plex_pre
                                 {"plex": "/data/", "host": "/mnt/user/c"},
                                 {"plex": "/x", "host": "/mnt/user/a/sub"}]})
     assert [line.split(":")[0] for line in found] == ["paths.2.plex", "paths.3.host"]
+
+
+def test_commands_warn_when_the_env_file_is_readable_by_others(tmp_path, capsys):
+    from cacherr.cli import main
+
+    (tmp_path / "media").mkdir()
+    (tmp_path / "ssd").mkdir()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nplex: {url: 'http://127.0.0.1:9', token: '${T}'}\n"
+                     "paths: [{plex: /data, host: media}]\n"
+                     "cache: {layout: symlink, symlink: {dir: ssd, plex_dir: /ssd}}\n"
+                     "rules: [{name: r, select: ondeck}]\n")
+    secrets = tmp_path / ".env"
+    secrets.write_text("T=secret-from-the-env-file\n")
+    secrets.chmod(0o644)
+    assert main(["validate", "--offline", "-c", str(rules)]) == 0
+    err = capsys.readouterr().err
+    assert f"run chmod 600 {secrets}" in err and "secret-from-the-env-file" not in err
+    secrets.chmod(0o600)
+    assert main(["validate", "--offline", "-c", str(rules)]) == 0
+    assert "chmod" not in capsys.readouterr().err
