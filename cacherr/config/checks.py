@@ -1,16 +1,14 @@
-"""Meaning checks that JSON Schema cannot express, and checks against this host.
+"""Meaning checks that JSON Schema cannot express: layout blocks, sizes, which keys a
+`select` takes, keep forms, Apprise URLs, the listen address and token, schedules.
 
 Each check takes the parsed document (which may still have schema problems, so every
-lookup is defensive) and returns problems; `offline=True` skips those that look at this
-host (existence of paths, devices, file system types).
+lookup is defensive) and returns problems. Where things are (paths, branches, state_dir,
+and everything that looks at this host) is checked in `places`.
 """
 
 from __future__ import annotations
 
-import glob
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 from cacherr.config.errors import Problem, dotted
@@ -18,8 +16,7 @@ from cacherr.config.schema import SIZE_OR_PERCENT_PATTERN
 from cacherr.config.units import parse_duration, parse_size
 from cacherr.config.yamlpos import Positions
 
-_WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
-_GLOB_CHARS = re.compile(r"[*?\[]")
+WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
 
 # Which rule keys each selector takes (beyond name, select, keep, priority, filters).
 _COMMON_RULE_KEYS = {"name", "select", "keep", "priority", "users", "libraries", "versions",
@@ -34,7 +31,9 @@ _SELECTOR_KEYS = {
 }
 
 
-class _Checker:
+class Checker:
+    """Collects problems about a document, at the positions its keys and values had."""
+
     def __init__(self, document: dict, positions: Positions):
         self.doc = document
         self.positions = positions
@@ -56,123 +55,26 @@ class _Checker:
         return node
 
 
-def check_meaning(document: Any, positions: Positions, *,
-                  base: Path | None = None) -> list[Problem]:
-    """Problems of meaning that hold on any host. `base` is the rules file's folder (the
-    default state_dir is beside it); None when there is no file yet."""
+def check_meaning(document: Any, positions: Positions) -> list[Problem]:
+    """Problems of meaning that hold on any host (where things are: `places`)."""
     if not isinstance(document, dict):
         return []
-    checker = _Checker(document, positions)
+    checker = Checker(document, positions)
     _check_layout_blocks(checker)
     _check_sizes(checker)
     _check_windows_paths(checker)
-    _check_path_mappings(checker)
-    _check_branches_outside_view(checker)
     _check_rules(checker)
     _check_notify_urls(checker)
     _check_listen(checker)
     _check_server_token(checker)
     _check_schedule(checker)
-    _check_state_dir_path(checker, base)
     return checker.problems
 
 
-# Paths on this host that a relative value is taken relative to the rules file's folder.
-# Plex's paths (paths[].plex, symlink.plex_dir) and pinned paths are not host paths.
-HOST_PATH_KEYS = (
-    ("cache", "union", "view"), ("cache", "union", "fast"), ("cache", "symlink", "dir"),
-    ("cache", "mover_exclude_file"), ("state_dir",), ("host", "mover_pid_file"),
-    ("host", "emhttp_dir"), ("host", "boot_config_dir"), ("notify", "unraid_script"),
-)
 MIN_EVERY_SECONDS = 300
 MIN_SESSIONS_EVERY_SECONDS = 2
 MIN_TOKEN_LENGTH = 16
-# Unraid's user shares are a FUSE file system; the flash drive is mounted at /boot.
-_UNRAID_FUSE = ("/mnt/user", "/mnt/user0")
-_FLASH = "/boot"
-
-
-def absolute_paths(document: dict, base: Path) -> dict:
-    """Given a substituted document and the rules file's folder, return the document with
-    every relative host path made absolute from that folder (never the current one)."""
-    def fix(value: Any) -> Any:
-        if isinstance(value, str) and value and not value.startswith("/") \
-                and not _WINDOWS_PATH.match(value):
-            return os.path.normpath(os.path.join(base, value))
-        return value
-
-    def at(path: tuple) -> tuple[dict | None, str]:
-        node: Any = document
-        for part in path[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-        return (node if isinstance(node, dict) else None), path[-1]
-
-    for path in HOST_PATH_KEYS:
-        parent, key = at(path)
-        if parent is not None and key in parent:
-            parent[key] = fix(parent[key])
-    slow = (document.get("cache") or {}).get("union") if isinstance(document.get("cache"),
-                                                                     dict) else None
-    if isinstance(slow, dict) and isinstance(slow.get("slow"), list):
-        slow["slow"] = [fix(pattern) for pattern in slow["slow"]]
-    if isinstance(document.get("paths"), list):
-        for mapping in document["paths"]:
-            if isinstance(mapping, dict) and "host" in mapping:
-                mapping["host"] = fix(mapping["host"])
-    return document
-
-
-def _inside(path: str, folder: str) -> bool:
-    """True if `path` is `folder` or below it (both normalised, no file system access)."""
-    path, folder = os.path.normpath(path), os.path.normpath(folder)
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-def _check_path_mappings(c: _Checker) -> None:
-    mappings = c.get("paths")
-    if not isinstance(mappings, list):
-        return
-    seen_plex: dict[str, int] = {}
-    seen_host: list[tuple[int, str]] = []
-    for index, mapping in enumerate(mappings):
-        if not isinstance(mapping, dict):
-            continue
-        plex, host = mapping.get("plex"), mapping.get("host")
-        if isinstance(plex, str) and plex:
-            normal = os.path.normpath(plex)
-            if normal in seen_plex:
-                c.problem(("paths", index, "plex"), f"{plex} is already mapped by paths."
-                          f"{seen_plex[normal]}; give each Plex prefix once")
-            else:
-                seen_plex[normal] = index
-        if isinstance(host, str) and host:
-            for other, earlier in seen_host:
-                if _inside(host, earlier) or _inside(earlier, host):
-                    c.problem(("paths", index, "host"),
-                              f"{host} overlaps paths.{other}.host {earlier}: a file there "
-                              "would have two Plex paths; keep one entry (the longest "
-                              "Plex prefix already wins inside a shorter one)")
-                    break
-            seen_host.append((index, host))
-
-
-def _check_branches_outside_view(c: _Checker) -> None:
-    view = c.get("cache", "union", "view")
-    if c.get("cache", "layout") != "union" or not isinstance(view, str) or not view:
-        return
-    fast = c.get("cache", "union", "fast")
-    if isinstance(fast, str) and fast and _inside(fast, view):
-        what = "is the merged view" if os.path.normpath(fast) == os.path.normpath(view) \
-            else f"is inside the merged view {view}"
-        c.problem(("cache", "union", "fast"), f"{fast} {what}, not a branch; give the pool's "
-                  "own path (e.g. /mnt/cache, not /mnt/user/...)")
-    for index, pattern in enumerate(c.get("cache", "union", "slow") or []):
-        if isinstance(pattern, str) and pattern and _inside(pattern, view):
-            c.problem(("cache", "union", "slow", index), f"{pattern} is inside the merged view "
-                      f"{view}, not a branch; give the disks' own paths (e.g. /mnt/disk*)")
-
-
-def _check_server_token(c: _Checker) -> None:
+def _check_server_token(c: Checker) -> None:
     token = c.get("server", "token")
     if isinstance(token, str) and token and len(token) < MIN_TOKEN_LENGTH:
         # Never the value itself: messages end up in logs.
@@ -180,7 +82,7 @@ def _check_server_token(c: _Checker) -> None:
                   "long random one, e.g. from `openssl rand -hex 24`")
 
 
-def _check_schedule(c: _Checker) -> None:
+def _check_schedule(c: Checker) -> None:
     for key, minimum, what in (
             ("every", MIN_EVERY_SECONDS, "a full cycle asks Plex, plex.tv and Trakt"),
             ("sessions_every", MIN_SESSIONS_EVERY_SECONDS, "each poll asks Plex")):
@@ -196,41 +98,7 @@ def _check_schedule(c: _Checker) -> None:
             c.problem(("schedule", key), f"{value} is too often: {what}; the minimum is {shown}")
 
 
-def _state_dir_of(c: _Checker, base: Path | None) -> tuple[str | None, bool]:
-    """(the effective state_dir, whether the file gives it), None when unknown."""
-    state_dir = c.get("state_dir")
-    if isinstance(state_dir, str) and state_dir:
-        return state_dir, True
-    if state_dir is None and base is not None:
-        return str(Path(base) / "state"), False
-    return None, False
-
-
-def _state_dir_problem(c: _Checker, given: bool, message: str) -> None:
-    if given:
-        c.problem(("state_dir",), message)
-    else:
-        c.problem(("state_dir",), f"not set, so it defaults to a `state` folder beside the "
-                  f"rules file: {message}", at_key=True)
-
-
-def _check_state_dir_path(c: _Checker, base: Path | None) -> None:
-    state_dir, given = _state_dir_of(c, base)
-    if state_dir is None:
-        return
-    if _inside(state_dir, _FLASH):
-        _state_dir_problem(c, given, f"{state_dir} is on the flash drive, which wears out and "
-                           "does not keep SQLite safe; set state_dir: /mnt/cache/appdata/cacherr "
-                           "(a pool)")
-    elif any(_inside(state_dir, share) for share in _UNRAID_FUSE):
-        below = os.path.normpath(state_dir).split("/")[3:]
-        pool_path = "/".join(["/mnt/cache", *below])
-        _state_dir_problem(c, given, f"{state_dir} is on Unraid's user shares (FUSE), where "
-                           "SQLite's locks and fsync are not reliable; use the pool's own "
-                           f"path, e.g. {pool_path}")
-
-
-def _check_listen(c: _Checker) -> None:
+def _check_listen(c: Checker) -> None:
     listen = c.get("server", "listen")
     if isinstance(listen, str) and listen.rpartition(":")[2].isdigit():
         port = int(listen.rpartition(":")[2])
@@ -238,7 +106,7 @@ def _check_listen(c: _Checker) -> None:
             c.problem(("server", "listen"), f"port {port} is out of range (0-65535; 0 picks a free port)")
 
 
-def _check_layout_blocks(c: _Checker) -> None:
+def _check_layout_blocks(c: Checker) -> None:
     layout = c.get("cache", "layout")
     if layout in ("union", "symlink") and not isinstance(c.get("cache", layout), dict):
         c.problem(("cache", layout) if c.get("cache", layout) is not None else ("cache",),
@@ -253,7 +121,7 @@ def _check_layout_blocks(c: _Checker) -> None:
                   "original: shadow needs a merged view; use backup or move with layout: symlink")
 
 
-def _check_sizes(c: _Checker) -> None:
+def _check_sizes(c: Checker) -> None:
     for key in ("max_size", "min_free"):
         value = c.get("cache", key)
         # Only the range of a well-formed percentage: the schema reports the rest.
@@ -264,16 +132,16 @@ def _check_sizes(c: _Checker) -> None:
                 c.problem(("cache", key), str(error))
 
 
-def _check_windows_paths(c: _Checker) -> None:
+def _check_windows_paths(c: Checker) -> None:
     for index, mapping in enumerate(c.get("paths") or []):
         plex = mapping.get("plex") if isinstance(mapping, dict) else None
-        if isinstance(plex, str) and _WINDOWS_PATH.match(plex):
+        if isinstance(plex, str) and WINDOWS_PATH.match(plex):
             c.problem(("paths", index, "plex"),
                       f"{plex!r} is a Windows path; cacherr needs Plex paths as a Linux Plex "
                       "(or Plex in Docker) reports them, e.g. /data/media")
 
 
-def _check_rules(c: _Checker) -> None:
+def _check_rules(c: Checker) -> None:
     seen: dict[str, int] = {}
     rules = c.get("rules")
     if not isinstance(rules, list):
@@ -314,7 +182,7 @@ def _all_selector_keys() -> set[str]:
     return set().union(*_SELECTOR_KEYS.values())
 
 
-def _check_keep(c: _Checker, index: int, keep: Any) -> None:
+def _check_keep(c: Checker, index: int, keep: Any) -> None:
     if not isinstance(keep, dict):
         return
     path = ("rules", index, "keep")
@@ -328,7 +196,7 @@ def _check_keep(c: _Checker, index: int, keep: Any) -> None:
         c.problem(path + ("grace",), "'grace' goes with 'until: watched'", at_key=True)
 
 
-def _check_notify_urls(c: _Checker) -> None:
+def _check_notify_urls(c: Checker) -> None:
     urls = c.get("notify", "urls")
     if not isinstance(urls, list):
         return
@@ -344,85 +212,3 @@ def _redacted(url: str) -> str:
     from cacherr.logs import redact
 
     return redact(url)
-
-
-# -- checks against this host ---------------------------------------------------------
-
-
-def check_host(document: Any, positions: Positions, *,
-               base: Path | None = None) -> list[Problem]:
-    """Problems that need this host: paths exist, branches are on distinct devices, the
-    state directory's file system keeps a database safe."""
-    if not isinstance(document, dict):
-        return []
-    c = _Checker(document, positions)
-    for index, mapping in enumerate(c.get("paths") or []):
-        host = mapping.get("host") if isinstance(mapping, dict) else None
-        if isinstance(host, str) and host and not os.path.isdir(host):
-            c.problem(("paths", index, "host"), f"{host} does not exist on this host")
-    layout = c.get("cache", "layout")
-    if layout == "union" and isinstance(c.get("cache", "union"), dict):
-        _check_union_branches(c)
-    if layout == "symlink" and isinstance(c.get("cache", "symlink"), dict):
-        folder = c.get("cache", "symlink", "dir")
-        if isinstance(folder, str) and not os.path.isdir(folder):
-            c.problem(("cache", "symlink", "dir"), f"{folder} does not exist on this host")
-    _check_state_dir(c, base)
-    return c.problems
-
-
-def expand_branches(patterns: list[str]) -> list[Path]:
-    """Given slow-branch patterns (globs allowed), return the existing folders, sorted."""
-    found: list[Path] = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) if _GLOB_CHARS.search(pattern) else [pattern]
-        found += [Path(match) for match in matches if os.path.isdir(match)]
-    return list(dict.fromkeys(found))
-
-
-def _check_union_branches(c: _Checker) -> None:
-    base = ("cache", "union")
-    devices: dict[str, int] = {}
-    for key in ("view", "fast"):
-        value = c.get("cache", "union", key)
-        if isinstance(value, str) and value:
-            if not os.path.isdir(value):
-                c.problem(base + (key,), f"{value} does not exist on this host")
-            else:
-                devices[key] = os.stat(value).st_dev
-    slow = c.get("cache", "union", "slow")
-    if not isinstance(slow, list):
-        return
-    for index, pattern in enumerate(slow):
-        if not isinstance(pattern, str) or not pattern:
-            continue
-        branches = expand_branches([pattern])
-        if not branches:
-            what = "matches no folder" if _GLOB_CHARS.search(pattern) else "does not exist"
-            c.problem(base + ("slow", index), f"{pattern} {what} on this host")
-        for branch in branches:
-            if "fast" in devices and os.stat(branch).st_dev == devices["fast"]:
-                c.problem(base + ("slow", index),
-                          f"slow branch {branch} is on the same device as the fast branch "
-                          f"{c.get('cache', 'union', 'fast')}; caching would gain nothing")
-            if os.path.realpath(branch) == os.path.realpath(str(c.get(*base, "view"))):
-                c.problem(base + ("slow", index), f"{branch} is the merged view, not a branch")
-    fast = c.get(*base, "fast")
-    view = c.get(*base, "view")
-    if isinstance(fast, str) and isinstance(view, str) and fast and view and \
-            os.path.realpath(fast) == os.path.realpath(view):
-        c.problem(base + ("fast",), f"{fast} is the merged view, not a branch")
-
-
-def _check_state_dir(c: _Checker, base: Path | None) -> None:
-    from cacherr.state.statedir import StateDirError, check_state_dir
-
-    state_dir, given = _state_dir_of(c, base)
-    if state_dir is None or _inside(state_dir, _FLASH) or \
-            any(_inside(state_dir, share) for share in _UNRAID_FUSE):
-        return  # unknown, or reported offline already
-    try:
-        check_state_dir(state_dir)
-    except StateDirError as error:
-        _state_dir_problem(c, given, str(error).removeprefix(f"state_dir {state_dir} ")
-                           if not given else str(error))

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cacherr.config import checks, dotenv, model
+from cacherr.config import checks, dotenv, model, places
 from cacherr.config.envsubst import substitute
 from cacherr.config.errors import ConfigError, Problem
 from cacherr.config.units import format_bytes, parse_duration, parse_size
@@ -91,11 +91,11 @@ def check_text(text: str, environ: Mapping[str, str], *, offline: bool = False,
                                              "mapping of keys (version, plex, paths, ...)")]
     document, env_problems = substitute(document, environ, positions)
     if base is not None:
-        document = checks.absolute_paths(document, base)
-    found = (schema_problems(document, positions)
-             + checks.check_meaning(document, positions, base=base))
+        document = places.absolute_paths(document, base)
+    found = (schema_problems(document, positions) + checks.check_meaning(document, positions)
+             + places.check_places(document, positions, base=base))
     if not offline:
-        found += checks.check_host(document, positions, base=base)
+        found += places.check_host(document, positions, base=base)
     # An unset variable, or a value YAML could not read, is the one problem of its value:
     # what follows from what it left (empty, too short, not a URL) would only repeat it.
     unset = {problem.path for problem in env_problems + problems}
@@ -155,7 +155,7 @@ def _build_cache(cache: dict[str, Any], layout: str, state_dir: Path,
         block = cache["union"]
         patterns = tuple(block["slow"])
         slow = (tuple(Path(p) for p in patterns) if offline
-                else tuple(checks.expand_branches(list(patterns))))
+                else tuple(places.expand_branches(list(patterns))))
         union = model.UnionLayout(view=Path(block["view"]), fast=Path(block["fast"]),
                                   slow=slow, slow_patterns=patterns)
     else:

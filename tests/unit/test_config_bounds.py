@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cacherr.config import dotenv
-from cacherr.config.checks import absolute_paths, check_meaning
+from cacherr.config.checks import check_meaning
+from cacherr.config.places import absolute_paths, check_places
 from cacherr.config.yamlpos import MAX_DEPTH, MAX_VALUES, decode, parse
 
 
@@ -87,7 +88,9 @@ def test_relative_host_paths_are_taken_from_the_rules_file_s_folder():
 def messages(document, base=None) -> list[str]:
     from cacherr.config.yamlpos import Positions
 
-    return [f"{p.path}: {p.message}" for p in check_meaning(document, Positions(), base=base)]
+    positions = Positions()
+    return [f"{p.path}: {p.message}" for p in
+            check_meaning(document, positions) + check_places(document, positions, base=base)]
 
 
 @pytest.mark.parametrize(("state_dir", "base", "fragment"), [
