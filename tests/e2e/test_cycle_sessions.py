@@ -6,30 +6,11 @@ plays (SPEC §4, invariant 6), and Live TV fails nothing."""
 
 from __future__ import annotations
 
-import pytest
-
-from cacherr.testing.fakeplex import FakePlex
-from cacherr.testing.sandbox import Sandbox
-from tests.e2e.cycle_support import cacherr, populate, small_world, write_rules
-from tests.helpers import require_fuse
+from tests.e2e.cycle_support import cacherr, on_fast
 
 OTHER = "Movies/Other Movie (2001)/Other Movie (2001).mkv"
 PLAYING_RULE = ("rules:\n  - name: now-playing\n    select: playing\n"
                 "    keep: {while: selected}\n    priority: 90\n")
-
-
-@pytest.fixture
-def world(tmp_path):
-    require_fuse()
-    scenario = small_world()
-    with FakePlex(scenario) as fake, Sandbox(tmp_path / "sb", disks=2) as sandbox:
-        written = populate(sandbox, scenario)
-        rules = write_rules(tmp_path / "rules.yaml", fake, sandbox, tmp_path / "state")
-        yield fake, sandbox, written, rules
-
-
-def on_fast(sandbox) -> set[str]:
-    return {str(p.relative_to(sandbox.fast)) for p in sandbox.fast.rglob("*") if p.is_file()}
 
 
 def on_slow(sandbox, share_path: str) -> bool:
