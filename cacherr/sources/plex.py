@@ -1,4 +1,4 @@
-"""The only module that imports plexapi (with `plextv.py`): Plex Media Server as cacherr types.
+"""Plex Media Server as cacherr types (with `plextv.py` and `errors.py`, the only importers of plexapi).
 
 Every PlexServer/MyPlexAccount is built on one `SourceSession` (URL overrides, timeouts,
 retries, request counts). plexapi carries the requests; the answers' elements are
@@ -284,7 +284,8 @@ class PlexAdapter(PlexTvMixin):
         args: dict[str, object] = {"sort": "viewedAt:desc"}
         if start != ALL:
             args["viewedAt>"] = int(start)
-        pairs = self._elements("/status/sessions/history/all?" + urlencode(args))
+        query = urlencode(args).replace("%3E=", ">=")  # viewedAt>=N, as plexapi writes it
+        pairs = self._elements("/status/sessions/history/all?" + query)
         return self._convert(pairs, to_history, "history row")
 
 
