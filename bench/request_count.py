@@ -1,30 +1,35 @@
 """Requests one full selection makes against the fake Plex: 5 users, 200 and 10,000 items.
 
 Usage: python bench/request_count.py
-Target: <= 60 requests for 5 users / 200 items (the leading tools make 126 and 146), and
-for 10,000 items no more than what paging adds. Two rounds each: the first builds the
-GUID index and switches to Home users, the second reuses both (a steady-state cycle).
+Target: <= 25 requests for a full cycle of 5 users / 200 items, cold (first cycle: builds
+the GUID index, switches to Home users) and steady, and the same count for 10,000 items;
+the leading tools make 126 and 146 for the same work. Then a poll of live sessions: the
+session watcher's round and the engine's re-poll, with one direct-play and one
+transcoding session (resolving the transcoded one to its file costs at most one request).
+Prints the requests per endpoint; exits 1 when a target is missed.
 """
 
 from __future__ import annotations
 
 import collections
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-# This file is named requests.py and bench/ holds other scripts (copy.py): run with the
-# repository root, not bench/, first on the path, so `import requests` finds the library.
+# bench/ holds other scripts: run with the repository root, not bench/, first on the path.
 _here = str(Path(__file__).resolve().parent)
 sys.path[:] = [p for p in sys.path if p not in ("", _here)]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cacherr.config.model import Keep, Rule  # noqa: E402
-from cacherr.testing.fakeplex import FakePlex  # noqa: E402
+from cacherr.sources.live import LiveSessions  # noqa: E402
+from cacherr.testing.fakeplex import FakePlex, RecordedRequest  # noqa: E402
 from cacherr.testing.scenarios import Scenario  # noqa: E402
 
 DAY = 86400.0
+TARGET = 25
 RULES = [
     Rule("continue-watching", "ondeck", Keep(while_selected=True, min_seconds=DAY), priority=80,
          within_seconds=14 * DAY, episodes_ahead=5),
@@ -36,7 +41,21 @@ RULES = [
 ]
 
 
+def endpoint(request: RecordedRequest) -> str:
+    """A request as its endpoint: ids become {id}, listings name their filter."""
+    path = re.sub(r"/[0-9a-f]{40}/", "/{machine}/", request.path)
+    path = re.sub(r"/\d+(,\d+)*", lambda m: "/{ids}" if "," in m.group(0) else "/{id}", path)
+    if request.service == "rss":
+        path = "/{feed}"
+    if request.service == "pms" and path.startswith("/library/sections/") and path.endswith("/all"):
+        kind = {"1": "movies", "2": "shows", "4": "episodes"}.get((request.query.get("type") or [""])[0], "?")
+        filters = [k for k in ("show.id", "addedAt>>", "updatedAt>>", "label") if k in request.query]
+        path += f" ({kind}{', ' + filters[0] if filters else ', everything'})"
+    return f"{request.service:<8} {request.method:<4} {path}"
+
+
 def measure(items: int, users: int) -> list[tuple[int, collections.Counter, float, int]]:
+    """Two full rounds (cold, then steady) of `users` users over `items` items."""
     scenario = Scenario.generate(items=items, users=users)
     rounds = []
     with FakePlex(scenario) as fake, tempfile.TemporaryDirectory() as state_dir:
@@ -48,19 +67,69 @@ def measure(items: int, users: int) -> list[tuple[int, collections.Counter, floa
             elapsed = time.perf_counter() - started
             if result.failed_sources:
                 raise SystemExit(f"failed sources: {result.failed_sources}")
-            by_service = collections.Counter(r.service for r in fake.requests)
-            rounds.append((result.request_count, by_service, elapsed, len(result.wanted)))
+            by_endpoint = collections.Counter(endpoint(r) for r in fake.requests)
+            rounds.append((result.request_count, by_endpoint, elapsed, len(result.wanted)))
     return rounds
 
 
+def measure_polls() -> dict[str, int]:
+    """Requests of one session-watcher round and one engine re-poll, with one session
+    played directly and then with one of them transcoded."""
+    scenario = Scenario.generate(items=200, users=5)
+    counts = {}
+    playing = [r for r in RULES if r.select == "playing"]
+    with FakePlex(scenario) as fake, tempfile.TemporaryDirectory() as state_dir:
+        fake.select(RULES, Path(state_dir))  # a full cycle first: the watcher reuses its users
+        config = fake.config(RULES, state_dir=Path(state_dir))
+        live = LiveSessions(config, max_age_seconds=0.0, env=fake.env())
+        live.host_paths()  # connects
+        fake.start_session(scenario.users[1].name, scenario.movies[0].rating_key)
+        for label, shape in (("direct play", {}), ("transcoding", {"transcode": True})):
+            fake.stop_session(scenario.users[2].name)
+            fake.start_session(scenario.users[2].name, scenario.movies[1].rating_key, **shape)
+            fake.reset_counts()
+            result = fake.select(playing, Path(state_dir), users_max_age_seconds=3600)
+            counts[f"session watcher round, {label}"] = result.request_count
+            fake.reset_counts()
+            live.host_paths()
+            counts[f"engine re-poll, {label}"] = fake.count()
+        live.close()
+    return counts
+
+
 def main() -> int:
+    table: dict[str, dict[str, int]] = collections.defaultdict(dict)
+    totals: dict[str, int] = {}
+    columns = []
     for items in (200, 10_000):
-        for number, (count, by_service, elapsed, wanted) in enumerate(measure(items, 5), 1):
-            kind = "first round (builds the GUID index)" if number == 1 else "steady state"
-            services = ", ".join(f"{k} {v}" for k, v in sorted(by_service.items()))
-            print(f"5 users, {items:>6} items, {kind:<36}: {count:3d} requests ({services}); "
+        for number, (count, by_endpoint, elapsed, wanted) in enumerate(measure(items, 5), 1):
+            column = f"{items} {'cold' if number == 1 else 'steady'}"
+            columns.append(column)
+            totals[column] = count
+            for name, n in by_endpoint.items():
+                table[name][column] = n
+            print(f"5 users, {items:>6} items, {column.split()[1]:<6}: {count:3d} requests; "
                   f"{wanted} files wanted; {elapsed:.2f}s")
-    return 0
+    width = max(len(name) for name in table)
+    print()
+    print(f"{'endpoint':<{width}} " + " ".join(f"{c:>12}" for c in columns))
+    for name in sorted(table):
+        print(f"{name:<{width}} " + " ".join(f"{table[name].get(c, 0):>12}" for c in columns))
+    print(f"{'total':<{width}} " + " ".join(f"{totals[c]:>12}" for c in columns))
+    polls = measure_polls()
+    print()
+    for label, count in polls.items():
+        print(f"{label:<44}: {count} requests")
+    failures = [f"{c}: {totals[c]} > {TARGET}" for c in columns if totals[c] > TARGET]
+    if totals["10000 cold"] != totals["200 cold"] or totals["10000 steady"] != totals["200 steady"]:
+        failures.append("10,000 items cost more requests than 200")
+    for kind in ("session watcher round", "engine re-poll"):
+        extra = polls[f"{kind}, transcoding"] - polls[f"{kind}, direct play"]
+        if extra > 1:
+            failures.append(f"{kind}: resolving a transcoded session cost {extra} requests")
+    print()
+    print("targets met" if not failures else "targets missed: " + "; ".join(failures))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -127,6 +127,9 @@ CATALOGUE: tuple[MetricSpec, ...] = (
                "1 if the source answered in its last use, else 0.", ("source",)),
     MetricSpec("cacherr_source_request_failures_total", "counter",
                "Failed requests to a source.", ("source",)),
+    MetricSpec("cacherr_source_skipped_elements_total", "counter",
+               "Elements of a source's answers that could not be read and were skipped "
+               "(each is logged at debug).", ("source",)),
     MetricSpec("cacherr_active_sessions", "gauge", "Live Plex playback sessions."),
     MetricSpec("cacherr_notifications_total", "counter", "Notifications attempted, by event.",
                ("event",)),
@@ -372,6 +375,12 @@ class Metrics:
         """Count failed requests to a source."""
         if count:
             self._metric["cacherr_source_request_failures_total"].labels(
+                _bounded(source, SOURCES)).inc(count)
+
+    def record_skipped_elements(self, source: str, count: int = 1) -> None:
+        """Count elements of a source's answers that could not be read."""
+        if count:
+            self._metric["cacherr_source_skipped_elements_total"].labels(
                 _bounded(source, SOURCES)).inc(count)
 
     def set_active_sessions(self, count: int) -> None:

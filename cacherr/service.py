@@ -260,7 +260,7 @@ class Service:
         cached = {entry.relative_path for entry in self.ledger.files()}
         located_live = self._live_by_item
         for session in selection.sessions:
-            if (session.user_name, session.item.rating_key) in new:
+            if session.cacheable and (session.user_name, session.item.rating_key) in new:
                 hit = any(path in cached for path in located_live.get(session.item.rating_key, ()))
                 self.metrics.record_playback_start(hit)
         if not playing or self.dry_run:
@@ -331,6 +331,7 @@ class Service:
             self.metrics.set_source(source, up)
             if status.failures:
                 self.metrics.record_source_failure(source, status.failures)
+            self.metrics.record_skipped_elements(source, status.skipped_elements)
             self.health.set_source(source, up, selection.failed_sources.get(source))
             if source in self._sources_used(self.config):
                 self.notifier.source_state(source, up, selection.failed_sources.get(source))

@@ -1,6 +1,9 @@
 """Who is playing what right now: the engine's re-poll of sessions just before each
-destructive step (invariant 6). One light request (`/status/sessions`), remembered for a
-moment so the several steps of one action do not each ask again."""
+destructive step (invariant 6). One request (`/status/sessions`) per poll, plus one
+batched item request when someone is transcoding (the session then names no file:
+`sessions.resolve` finds the files of its item); remembered for a moment so the several
+steps of one action do not each ask again. The connection to the server is kept between
+polls, so a poll does not pay for connecting again."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from cacherr.sources.pathmap import PathMapper
 from cacherr.sources.plex import PlexAdapter, SourceError
 
 log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_SECONDS = 10.0
 
 
 class LiveSessions:
@@ -32,6 +37,7 @@ class LiveSessions:
         self._lock = threading.Lock()
         self._paths: frozenset[str] = frozenset()
         self._at: float | None = None
+        self._adapter: PlexAdapter | None = None
 
     def host_paths(self) -> frozenset[str]:
         with self._lock:
@@ -41,21 +47,37 @@ class LiveSessions:
                 self._at = now
             return self._paths
 
-    def _poll(self, previous: frozenset[str]) -> frozenset[str]:
+    def _connect(self) -> PlexAdapter:
         from cacherr.sources.select import _classifier
 
-        plex = self.config.plex
-        overrides = overrides_from_env(self._env)
-        session = SourceSession(overrides=overrides, timeout_seconds=min(plex.timeout_seconds, 10),
-                                retry=RetryPolicy(attempts=1), classify=_classifier(plex.url, overrides))
+        if self._adapter is None:
+            plex = self.config.plex
+            overrides = overrides_from_env(self._env)
+            timeout = min(plex.timeout_seconds, POLL_TIMEOUT_SECONDS)
+            session = SourceSession(overrides=overrides, timeout_seconds=timeout,
+                                    retry=RetryPolicy(attempts=1), classify=_classifier(plex.url, overrides))
+            self._adapter = PlexAdapter(plex.url, plex.token, session, timeout)
+        return self._adapter
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        """Drop the connection (after a failure the next poll connects again)."""
+        if self._adapter is not None:
+            self._adapter.session.close()
+            self._adapter = None
+
+    def _poll(self, previous: frozenset[str]) -> frozenset[str]:
+        adapter = self._connect()
+        adapter.forget()  # a new look: nothing of the last poll is reused but the connection
         try:
-            adapter = PlexAdapter(plex.url, plex.token, session, min(plex.timeout_seconds, 10))
             sessions = adapter.sessions()
         except SourceError as error:
             log.warning("sessions not re-polled (%s); using the last known", error)
+            self._drop()
             return previous
-        finally:
-            session.close()
         paths = set()
         for playing in sessions:
             for file in playing.item.files:

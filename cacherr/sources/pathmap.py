@@ -22,6 +22,15 @@ def _normalise(path: str) -> tuple[str, bool]:
     return (path.rstrip("/") or "/"), False
 
 
+def within(path: str, folder: str) -> bool:
+    """True when `path` is `folder` or inside it (Windows paths: any case, either slash)."""
+    wanted, windows = _normalise(path)
+    prefix, prefix_windows = _normalise(folder)
+    if windows != prefix_windows:
+        return False
+    return wanted == prefix or prefix == "/" or wanted.startswith(prefix.rstrip("/") + "/")
+
+
 class PathMapper:
     """Given the rules file's `paths` (objects with `.plex` and `.host`), map paths."""
 

@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from cacherr.sources.types import Item, MediaFile
 
 
-def episodes_after(episodes: Sequence[Item], current: Item, count: int) -> list[Item]:
-    """The next `count` episodes after `current` in (season, episode) order, across
-    seasons (season 0, specials, is left out unless `current` is a special)."""
-    ordered = sorted((e for e in episodes if e.season_index or current.season_index == 0),
-                     key=lambda e: e.order)
-    later = [e for e in ordered if e.order > current.order]
+def episodes_after(episodes: Sequence[Item], current: tuple[int, int], count: int) -> list[Item]:
+    """The next `count` episodes after the (season, episode) `current` in that order,
+    across seasons (season 0, specials, is left out unless `current` is a special)."""
+    ordered = sorted((e for e in episodes if e.season_index or current[0] == 0), key=lambda e: e.order)
+    later = [e for e in ordered if e.order > current]
     return later[:count]
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import requests
 
+from cacherr.sources.errors import SourceError
 from cacherr.sources.http import RequestFailed, SourceSession
-from cacherr.sources.plex import PlexAdapter, SourceError
 
 TRAKT_ORIGIN = "https://api.trakt.tv"
 INDEX_FILE = "guid-index.json"
@@ -41,10 +41,11 @@ def trakt_ids(entry: dict, list_name: str) -> tuple[str, dict] | None:
     """Given one element of a Trakt list, return (movie|show, ids), or None (episodes...)."""
     for kind in ("movie", "show"):
         if isinstance(entry.get(kind), dict):
-            return kind, entry[kind].get("ids") or {}
-    if "ids" in entry:  # movies/popular and shows/popular list the objects themselves
+            ids = entry[kind].get("ids")
+            return kind, ids if isinstance(ids, dict) else {}
+    if isinstance(entry.get("ids"), dict):  # movies/popular and shows/popular list the objects themselves
         kind = "movie" if list_name.startswith("movies/") else "show"
-        return kind, entry.get("ids") or {}
+        return kind, entry["ids"]
     return None
 
 
@@ -87,7 +88,7 @@ class TraktClient:
             raise SourceError("trakt", f"{path}: {type(error).__name__}") from error
         result = []
         for entry in data[:limit] if isinstance(data, list) else []:
-            found = trakt_ids(entry, list_name)
+            found = trakt_ids(entry, list_name) if isinstance(entry, dict) else None
             if found:
                 result.append((found[0], guids_of(found[1])))
         return result
@@ -118,7 +119,7 @@ class GuidIndex:
             os.fsync(handle.fileno())
         os.replace(tmp, self.path)
 
-    def refresh(self, plex: PlexAdapter, now: float) -> None:
+    def refresh(self, plex, now: float) -> None:
         """Bring the index up to date: a full listing the first time (and weekly, or when
         the server changed), else only what was added or updated since the last refresh."""
         self.load()
@@ -131,11 +132,19 @@ class GuidIndex:
             kind = "movie" if section["type"] == "movie" else "show"
             for item in plex.section_items(section["id"], kind, updated_since=since):
                 items[str(item.rating_key)] = {"type": item.type, "section": section["id"],
-                                               "guids": sorted(item.guids)}
+                                               "added": item.added_at, "guids": sorted(item.guids)}
         self.data = {"version": 1, "server": machine, "items": items, "refreshed_at": now,
                      "built_at": now if stale else self.data.get("built_at", now)}
         self.save()
         self._lookup = None
+
+    def section_of(self, rating_key: int) -> int | None:
+        """The library an indexed item is in (None: not known)."""
+        return self.data.get("items", {}).get(str(rating_key), {}).get("section")
+
+    def added_at(self, rating_key: int) -> float | None:
+        """When an indexed item was added (None: not known); nothing of it was played earlier."""
+        return self.data.get("items", {}).get(str(rating_key), {}).get("added")
 
     def forget(self, rating_keys) -> None:
         """Drop items that the server no longer has."""

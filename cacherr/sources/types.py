@@ -25,6 +25,7 @@ class MediaVersion:
 
     files: tuple[MediaFile, ...]
     resolution: str | None = None
+    media_id: int | None = None  # Plex's Media id (a session names the version it plays by it)
 
     @property
     def size_bytes(self) -> int:
@@ -103,14 +104,39 @@ class User:
 
 
 @dataclass(frozen=True)
+class SharedUser:
+    """A user from plex.tv's list of everyone the owner shares anything with, and the
+    servers (machine identifiers) shared with them."""
+
+    user: User
+    servers: tuple[str, ...]
+
+
+CACHEABLE_KINDS = ("movie", "episode")
+
+
+@dataclass(frozen=True)
 class Session:
-    """A live playback."""
+    """A live playback, its item resolved to the source files on disk.
+
+    `kind` is movie, episode, clip, track, photo, live (Live TV) or other; only movies and
+    episodes are cached, but every file being read is protected. A transcoded session's
+    files are its item's: the version it plays (matched by Media id), or every version
+    when that cannot be matched.
+    """
 
     user_name: str
     account_id: int | None
     item: Item
     state: str  # playing | paused | buffering
     view_offset_ms: int = 0
+    kind: str = "movie"
+    session_key: str | None = None
+    transcoding: bool = False
+
+    @property
+    def cacheable(self) -> bool:
+        return self.kind in CACHEABLE_KINDS
 
 
 @dataclass(frozen=True)
@@ -174,6 +200,7 @@ class SourceStatus:
     requests: int = 0
     failures: int = 0
     last_error: str | None = None
+    skipped_elements: int = 0  # elements of answers that could not be read (skipped)
 
 
 @dataclass

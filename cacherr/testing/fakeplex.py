@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.etree import ElementTree as ET
 
+from cacherr.testing.fake_sessions import render_session
 from cacherr.testing.scenarios import Episode, Movie, Scenario, Season, Show
 
 SERVICES = ("pms", "plextv", "discover", "metadata", "trakt", "rss")
@@ -133,29 +134,11 @@ class FakePlex:
                watchlist_rss: bool = True, user_tokens: dict | None = None, trakt: bool = True):
         """A `cacherr.config.model.Config` pointing at this fake (for tests and the demo):
         `rules` are `Rule`s; `paths` defaults to /data/media -> /mnt/user/media."""
-        from pathlib import Path
-
-        from cacherr.config import model
-
-        cache = model.CacheConfig(
-            layout="symlink", original="backup", union=None,
-            symlink=model.SymlinkLayout(dir=Path(state_dir) / "cache", plex_dir="/cache"),
-            max_size=model.Size(percent=80), min_free=model.Size(bytes=0), sidecars="none",
-            verify="size", transfers=model.Transfers(), mover_exclude_file=Path(state_dir) / "exclude.txt",
-            defer_while_playing="never")
-        return model.Config(
-            source_path=Path(state_dir) / "rules.yaml",
-            plex=model.PlexConfig(url=self.pms_url, token=self.owner_token,
-                                  watchlist_rss=self.rss_url if watchlist_rss else None,
-                                  user_tokens=dict(user_tokens or {}), timeout_seconds=timeout_seconds),
-            paths=tuple(paths if paths is not None else
-                        (model.PathMapping(plex="/data/media", host="/mnt/user/media"),)),
-            cache=cache,
-            users=users if users is not None else model.UsersConfig(include=None),
-            rules=tuple(rules),
-            trakt=model.TraktConfig(client_id=self.scenario.trakt_client_id if trakt else None),
-            schedule=model.ScheduleConfig(), notify=model.NotifyConfig(), server=model.ServerConfig(),
-            host=model.HostConfig(), state_dir=Path(state_dir))
+        return make_config(self.pms_url, self.owner_token, rules, state_dir=state_dir, paths=paths,
+                           users=users, timeout_seconds=timeout_seconds,
+                           watchlist_rss=self.rss_url if watchlist_rss else None,
+                           user_tokens=user_tokens,
+                           trakt_client_id=self.scenario.trakt_client_id if trakt else None)
 
     def select(self, rules, state_dir, *, now: float | None = None, retry=None,
                history_since: float | None = None, users_max_age_seconds: float | None = None,
@@ -173,10 +156,14 @@ class FakePlex:
     # ------------------------------------------------------------------ control API
 
     def start_session(self, user: str, rating_key: int, state: str = "playing",
-                      offset_ms: int = 60_000) -> None:
+                      offset_ms: int = 60_000, **shape) -> None:
+        """Start a playback. `shape` (see `fake_sessions`): transcode=True (the Part then
+        names no file), version=N (which Media plays), media_id=N (a Media id the library
+        no longer has), kind="live"|"track"|"clip" (with title, file, section), no_user=True."""
         with self.lock:
             self.scenario.sessions.append(
-                {"user": user, "rating_key": int(rating_key), "state": state, "offset_ms": offset_ms})
+                {"user": user, "rating_key": int(rating_key), "state": state, "offset_ms": offset_ms,
+                 **shape})
 
     def stop_session(self, user: str, rating_key: int | None = None) -> None:
         with self.lock:
@@ -544,17 +531,32 @@ class _Handler(BaseHTTPRequestHandler):
         values = self.query.get(name)
         return values[0] if values else default
 
-    def _paging(self) -> tuple[int, int | None]:
-        start = self.headers.get("X-Plex-Container-Start") or self._q("X-Plex-Container-Start") or "0"
-        size = self.headers.get("X-Plex-Container-Size") or self._q("X-Plex-Container-Size")
-        return int(start), (int(size) if size is not None else None)
+    def _paging(self) -> tuple[int, int | None] | None:
+        """(start, size) of a paged request, or None when the client asked for everything.
+
+        PMS reads the two values from headers or from query parameters; a query-parameter
+        size without a start is ignored, as PMS ignores it."""
+        start = self.headers.get("X-Plex-Container-Start")
+        size = self.headers.get("X-Plex-Container-Size")
+        if start is None and size is None and self._q("X-Plex-Container-Start") is not None:
+            start, size = self._q("X-Plex-Container-Start"), self._q("X-Plex-Container-Size")
+        if start is None and size is None:
+            return None
+        return int(start or 0), (int(size) if size is not None else None)
 
     def _page(self, elements: list, render=None, **attrs) -> None:
-        """Send one page of `elements` (rendered by `render` when given: only the page is)."""
-        start, size = self._paging()
-        total = len(elements)
-        chunk = elements[start:] if size is None else elements[start:start + size]
-        root = _container(size=len(chunk), totalSize=total, offset=start, **attrs)
+        """Send one page of `elements` (rendered by `render` when given: only the page is).
+
+        Like PMS, a paged answer says `size` (this page), `totalSize` and `offset`; an
+        unpaged one carries everything and only `size`, which is then the total."""
+        paging = self._paging()
+        if paging is None:
+            chunk = elements
+            root = _container(size=len(chunk), **attrs)
+        else:
+            start, size = paging
+            chunk = elements[start:] if size is None else elements[start:start + size]
+            root = _container(size=len(chunk), totalSize=len(elements), offset=start, **attrs)
         for el in chunk:
             root.append(render(el) if render is not None else el)
         self._xml(root)
@@ -604,14 +606,21 @@ class _Handler(BaseHTTPRequestHandler):
                     "scanner": "Plex Movie", "language": "en-US", "uuid": f"uuid-{s.key}",
                     "updatedAt": str(int(scenario.now)), "createdAt": "1690000000",
                     "scannedAt": str(int(scenario.now)), "allowSync": "1", "filters": "1",
-                    "refreshing": "0", "content": "1", "directory": "1", "hidden": "0"})
+                    "refreshing": "0", "content": "1", "directory": "1", "hidden": str(s.hidden)})
                 ET.SubElement(d, "Location", {"id": str(s.key), "path": s.location})
             self._xml(root)
         elif path == "/library/onDeck" or (len(parts) == 4 and parts[:2] == ["library", "sections"]
                                            and parts[3] == "onDeck"):
             section = int(parts[2]) if len(parts) == 4 else None
-            keys = [rk for rk in fake.on_deck(user) if section is None or fake.nodes[rk].section == section]
-            self._page([r.item(rk) for rk in keys], mixedParents="1")
+            if section is not None and section not in r.sections:
+                raise _HTTPError(404, "no such section")
+            # the server-wide list leaves out libraries hidden from Home (PlexCache-D #151)
+            shown = {s.key for s in scenario.sections if not s.hidden}
+            keys = [rk for rk in fake.on_deck(user)
+                    if fake.nodes[rk].section == section or (section is None and fake.nodes[rk].section in shown)]
+            attrs = {} if section is None else {"librarySectionID": section,
+                                                "librarySectionTitle": r.sections[section].title}
+            self._page([r.item(rk) for rk in keys], mixedParents="1", **attrs)
         elif path == "/hubs/continueWatching/items":
             progress = scenario.progress.get(user.name, {})
             keys = sorted(progress, key=lambda rk: -progress[rk][1])
@@ -688,7 +697,10 @@ class _Handler(BaseHTTPRequestHandler):
             if attribute:
                 result.sort(key=lambda rk, a=attribute: getattr(fake.nodes[rk].obj, a, 0),
                             reverse=direction == "desc")
-        self._page(result, r.item, librarySectionID=section_key, librarySectionTitle=section.title)
+        render = r.item if wanted_type != "episode" else (lambda rk: _without_section(r.item(rk)))
+        # episode listings name their library on the container only (as PMS's recentlyAdded
+        # and children listings do); movie and show listings carry it on both
+        self._page(result, render, librarySectionID=section_key, librarySectionTitle=section.title)
 
     def _matches(self, node: _Node, filters: dict[str, str]) -> bool:
         obj = node.obj
@@ -708,6 +720,12 @@ class _Handler(BaseHTTPRequestHandler):
                     return False
             if key == "guid" and getattr(obj, "guid", None) != value:
                 return False
+            if key in ("id", "show.id", "season.id", "episode.id"):
+                # rating keys; a comma means OR; `show.id` on an episode listing is its show
+                holder = {"show.id": node.show, "season.id": node.season}.get(key, obj)
+                wanted = {int(v) for v in value.split(",") if v.strip().isdigit()}
+                if holder is None or holder.rating_key not in wanted:
+                    return False
         return True
 
     def _library_metadata(self, r: _Renderer, user, parts: list[str]) -> None:
@@ -725,52 +743,35 @@ class _Handler(BaseHTTPRequestHandler):
             return
         node = fake.nodes[keys[0]]
         child = parts[3]
+        section = r.sections[node.section]
+        where = {"librarySectionID": section.key, "librarySectionTitle": section.title}
         if child == "children" and node.type == "show":
             seasons = sorted(node.obj.seasons, key=lambda s: s.index)
             self._page([r.season(node.obj, s) for s in seasons], key=node.obj.rating_key,
-                       parentTitle=node.obj.title, viewGroup="season")
+                       parentTitle=node.obj.title, viewGroup="season", **where)
         elif child == "children" and node.type == "season":
             episodes = sorted(node.obj.episodes, key=lambda e: e.index)
-            self._page([r.episode(node.show, node.obj, e) for e in episodes], viewGroup="episode")
+            self._page([_without_section(r.episode(node.show, node.obj, e)) for e in episodes],
+                       key=node.obj.rating_key, parentIndex=node.obj.index, viewGroup="episode",
+                       grandparentTitle=node.show.title, grandparentRatingKey=node.show.rating_key, **where)
         elif child == "allLeaves" and node.type == "show":
-            self._page([r.episode(node.obj, s, e) for s, e in fake.episodes_of(node.obj)],
-                       key=node.obj.rating_key, viewGroup="episode", mixedParents="1")
+            self._page([_without_section(r.episode(node.obj, s, e)) for s, e in fake.episodes_of(node.obj)],
+                       key=node.obj.rating_key, viewGroup="episode", mixedParents="1", **where)
         else:
             raise _HTTPError(404, "not found")
 
     def _sessions(self, r: _Renderer) -> None:
-        fake = self.fake
         elements = []
-        for i, session in enumerate(fake.scenario.sessions):
-            rk = session["rating_key"]
-            if rk not in fake.nodes:
-                continue
-            person = fake.scenario.user(session["user"])
-            el = r.item(rk)
-            for child in list(el):
-                if child.tag in ("Label",):
-                    el.remove(child)
-            for attr in ("viewCount", "lastViewedAt"):
-                el.attrib.pop(attr, None)
-            el.set("sessionKey", str(i + 1))
-            el.set("viewOffset", str(session.get("offset_ms", 0)))
-            for media in el.findall("Media")[:1]:
-                media.set("selected", "1")
-            for media in el.findall("Media")[1:]:
-                el.remove(media)  # a session plays one version
-            ET.SubElement(el, "User", {"id": str(fake.account_id(person)), "title": person.name,
-                                       "thumb": f"https://plex.tv/users/{person.uuid}/avatar"})
-            ET.SubElement(el, "Player", {
-                "address": "192.168.1.50", "machineIdentifier": f"player-{i + 1:04d}",
-                "platform": "Chrome", "product": "Plex Web", "state": session.get("state", "playing"),
-                "title": "Chrome", "local": "1", "relayed": "0", "secure": "1",
-                "userID": str(fake.account_id(person))})
-            ET.SubElement(el, "Session", {"id": f"sess-{i + 1:04d}", "bandwidth": "4000",
-                                          "location": "lan"})
-            elements.append(el)
+        for number, session in enumerate(self.fake.scenario.sessions, 1):
+            el = render_session(self.fake, r, session, number)
+            if el is not None:
+                elements.append(el)
         self._page(elements)
 
     def _history(self, user) -> None:
+        """Plays, newest first. Like PMS, a play of an item deleted since keeps only
+        `historyKey`, `title`, `type`, `viewedAt`, `accountID` and `librarySectionID`
+        (no `ratingKey`, no `key`: plexopedia_history.xml)."""
         fake = self.fake
         account = self._q("accountID")
         since = None
@@ -779,32 +780,40 @@ class _Handler(BaseHTTPRequestHandler):
                 since = float(values[0].lstrip("="))
         rk_filter = self._q("metadataItemID")
         section_filter = self._q("librarySectionID")
-        owner = user.kind == "owner"
+        rows = [(at, name, rk, None) for name, rk, at in fake.history()]
+        rows += [(float(d["viewed_at"]), d["user"], None, d) for d in fake.scenario.deleted_history]
+        rows.sort(key=lambda row: -row[0])
         elements = []
-        for number, (name, rk, at) in enumerate(fake.history()):
+        for number, (at, name, rk, deleted) in enumerate(rows, 1):
             person = fake.scenario.user(name)
             account_id = fake.account_id(person)
-            if not owner and person is not user:
+            if user.kind != "owner" and person is not user:
                 continue  # a shared token only sees its own history
             if account is not None and int(account) != account_id:
                 continue
             if since is not None and at < since:
                 continue
-            if rk_filter is not None and int(rk_filter) != rk:
+            node = fake.nodes.get(rk) if rk is not None else None
+            if rk_filter is not None and (node is None or int(rk_filter) != rk):
                 continue
-            node = fake.nodes.get(rk)
-            if node is None or (section_filter is not None and int(section_filter) != node.section):
+            attrs = {"historyKey": f"/status/sessions/history/{number}", "viewedAt": str(int(at)),
+                     "accountID": str(account_id)}
+            if node is None:
+                deleted = deleted or {"title": "Deleted item", "type": "movie", "section": 1}
+                attrs.update({"librarySectionID": str(deleted.get("section", 1)),
+                              "title": deleted["title"], "type": deleted.get("type", "movie")})
+            else:
+                attrs.update({"key": f"/library/metadata/{rk}", "ratingKey": str(rk),
+                              "librarySectionID": str(node.section), "type": node.type,
+                              "title": node.obj.title, "deviceID": "5"})
+                if node.type == "episode":
+                    attrs.update({"grandparentTitle": node.show.title,
+                                  "parentTitle": f"Season {node.season.index}",
+                                  "grandparentKey": f"/library/metadata/{node.show.rating_key}",
+                                  "parentKey": f"/library/metadata/{node.season.rating_key}",
+                                  "index": str(node.obj.index), "parentIndex": str(node.season.index)})
+            if section_filter is not None and attrs["librarySectionID"] != str(section_filter):
                 continue
-            attrs = {"historyKey": f"/status/sessions/history/{number + 1}",
-                     "key": f"/library/metadata/{rk}", "ratingKey": str(rk),
-                     "librarySectionID": str(node.section), "type": node.type,
-                     "title": node.obj.title, "viewedAt": str(int(at)),
-                     "accountID": str(account_id), "deviceID": "5"}
-            if node.type == "episode":
-                attrs.update({"grandparentTitle": node.show.title, "parentTitle": f"Season {node.season.index}",
-                              "grandparentKey": f"/library/metadata/{node.show.rating_key}",
-                              "parentKey": f"/library/metadata/{node.season.rating_key}",
-                              "index": str(node.obj.index), "parentIndex": str(node.season.index)})
             elements.append(ET.Element("Video", attrs))
         self._page(elements)
 
@@ -826,25 +835,34 @@ class _Handler(BaseHTTPRequestHandler):
                 self._xml(_container(size=0))
                 return
             others = [u for u in scenario.users if u.kind != "owner"]
+            # plex.tv lists everyone the owner shares any server with; the container's
+            # machineIdentifier is plex.tv's own, not this server's (ha_plextv_shared_users.xml)
             root = _container(friendlyName="myPlex", identifier="com.plexapp.plugins.myplex",
-                              machineIdentifier=scenario.machine_identifier, size=len(others),
-                              totalSize=len(others))
+                              machineIdentifier="85a28b6ea2b35c1a10cbdd967b74117a45e8694f",
+                              size=len(others), totalSize=len(others))
             for u in others:
                 home = u.kind == "home"
-                el = ET.SubElement(root, "User", {
+                attrs = {
                     "id": str(u.id), "title": u.name, "username": "" if home else u.name,
                     "email": "" if home else f"{u.name}@example.com",
-                    "thumb": f"https://plex.tv/users/{u.uuid}/avatar", "protected": "0",
-                    "home": _b(home), "restricted": _b(home), "allowSync": "0",
+                    "thumb": f"https://plex.tv/users/{u.uuid}/avatar", "protected": _b(u.restricted),
+                    "restricted": _b(u.restricted), "allowSync": "0",
                     "allowCameraUpload": "0", "allowChannels": "0", "allowTuners": "0",
                     "allowSubtitleAdmin": "0", "filterAll": "", "filterMovies": "",
                     "filterMusic": "", "filterPhotos": "", "filterTelevision": "",
-                    "recommendationsPlaylistId": ""})
-                ET.SubElement(el, "Server", {
-                    "id": str(7000 + u.id % 1000), "serverId": "5001",
-                    "machineIdentifier": scenario.machine_identifier, "name": scenario.server_name,
-                    "lastSeenAt": str(int(scenario.now)), "numLibraries": str(len(scenario.sections)),
-                    "allLibraries": "1", "owned": "1", "pending": "0"})
+                    "recommendationsPlaylistId": ""}
+                if home:
+                    attrs["home"] = "1"  # friends carry no `home` attribute at all
+                el = ET.SubElement(root, "User", attrs)
+                for n, machine in enumerate(u.servers if u.servers is not None
+                                            else [scenario.machine_identifier]):
+                    ET.SubElement(el, "Server", {
+                        "id": str(7000 + u.id % 1000 + n), "serverId": str(5001 + n),
+                        "machineIdentifier": machine,
+                        "name": scenario.server_name if machine == scenario.machine_identifier
+                        else f"Other Server {n}",
+                        "lastSeenAt": str(int(scenario.now)), "numLibraries": str(len(scenario.sections)),
+                        "allLibraries": "1", "owned": "1", "pending": "0"})
             self._xml(root)
         elif path.startswith("/api/servers/") and path.endswith("/shared_servers"):
             if account.kind != "owner" or path.split("/")[3] != scenario.machine_identifier:
@@ -853,7 +871,7 @@ class _Handler(BaseHTTPRequestHandler):
                               machineIdentifier=scenario.machine_identifier)
             count = 0
             for u in scenario.users:
-                if u.kind == "owner" or u.server_token is None:
+                if u.kind == "owner" or u.server_token is None or not u.has_server(scenario.machine_identifier):
                     continue
                 count += 1
                 ET.SubElement(root, "SharedServer", {
@@ -1060,6 +1078,42 @@ def _meta(section) -> ET.Element:
     return meta
 
 
+def make_config(pms_url: str, token: str, rules, *, state_dir, paths=None, users=None,
+                timeout_seconds: float = 5.0, watchlist_rss: str | None = None,
+                user_tokens: dict | None = None, trakt_client_id: str | None = None):
+    """A `cacherr.config.model.Config` for a Plex server at `pms_url` with a symlink-layout
+    cache in `state_dir` (for tests against this fake or any other local server)."""
+    from pathlib import Path
+
+    from cacherr.config import model
+
+    cache = model.CacheConfig(
+        layout="symlink", original="backup", union=None,
+        symlink=model.SymlinkLayout(dir=Path(state_dir) / "cache", plex_dir="/cache"),
+        max_size=model.Size(percent=80), min_free=model.Size(bytes=0), sidecars="none",
+        verify="size", transfers=model.Transfers(), mover_exclude_file=Path(state_dir) / "exclude.txt",
+        defer_while_playing="never")
+    return model.Config(
+        source_path=Path(state_dir) / "rules.yaml",
+        plex=model.PlexConfig(url=pms_url, token=token, watchlist_rss=watchlist_rss,
+                              user_tokens=dict(user_tokens or {}), timeout_seconds=timeout_seconds),
+        paths=tuple(paths if paths is not None else
+                    (model.PathMapping(plex="/data/media", host="/mnt/user/media"),)),
+        cache=cache,
+        users=users if users is not None else model.UsersConfig(include=None),
+        rules=tuple(rules),
+        trakt=model.TraktConfig(client_id=trakt_client_id),
+        schedule=model.ScheduleConfig(), notify=model.NotifyConfig(), server=model.ServerConfig(),
+        host=model.HostConfig(), state_dir=Path(state_dir))
+
+
+def _without_section(el: ET.Element) -> ET.Element:
+    """An item as container-level listings send it: its library named only on the container."""
+    for name in ("librarySectionID", "librarySectionTitle", "librarySectionKey"):
+        el.attrib.pop(name, None)
+    return el
+
+
 def _label_id(label: str) -> int:
     return sum((i + 1) * ord(c) for i, c in enumerate(label)) % 100000 + 1
 
@@ -1105,7 +1159,7 @@ def serve_forever(scenario: Scenario | None = None) -> None:  # pragma: no cover
             pass
 
 
-__all__ = ["FakePlex", "Fault", "RecordedRequest", "Scenario", "SERVICES"]
+__all__ = ["FakePlex", "Fault", "RecordedRequest", "Scenario", "SERVICES", "make_config"]
 
 if __name__ == "__main__":  # pragma: no cover
     import sys

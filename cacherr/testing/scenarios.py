@@ -32,6 +32,9 @@ class Section:
     title: str
     type: str  # movie | show
     location: str
+    # Plex's library visibility: 0 shown on Home, 1 excluded from Home (`/library/onDeck` and
+    # the Home hubs leave it out), 2 excluded from Home and global search
+    hidden: int = 0
 
 
 @dataclass
@@ -97,6 +100,13 @@ class User:
     server_token: str | None
     account_token: str | None = None  # plex.tv token (owner; Home users after a switch)
     uuid: str = ""
+    # machine identifiers of the servers shared with this user, as plex.tv's user list has
+    # them (`<Server machineIdentifier=...>`); None = this server only
+    servers: list[str] | None = None
+    restricted: bool = False  # a managed Home user (`home="1" restricted="1"`)
+
+    def has_server(self, machine_identifier: str) -> bool:
+        return self.kind == "owner" or self.servers is None or machine_identifier in self.servers
 
 
 @dataclass
@@ -125,8 +135,13 @@ class Scenario:
     viewed: dict[str, dict[int, float]] = field(default_factory=dict)
     # user name -> {rating_key: (view offset in ms, last viewed at)}
     progress: dict[str, dict[int, tuple[int, float]]] = field(default_factory=dict)
-    # live sessions: dicts with user, rating_key, state (playing|paused), offset_ms
+    # live sessions: dicts with user, rating_key, state (playing|paused), offset_ms, and
+    # optionally kind (library | live | track | clip), transcode (bool), version (index of
+    # the Media being played), no_user (bool), title and file (track and clip sessions)
     sessions: list[dict] = field(default_factory=list)
+    # plays of items deleted since: history rows without ratingKey (user, title, type,
+    # viewed_at, section)
+    deleted_history: list[dict] = field(default_factory=list)
     # Trakt: list path as the rules file writes it (movies/trending,
     # users/NAME/lists/SLUG, users/NAME/watchlist) -> Trakt JSON items
     trakt_lists: dict[str, list[dict]] = field(default_factory=dict)
@@ -370,6 +385,31 @@ class Scenario:
                        viewed=viewed, progress=progress, watchlists=watchlists,
                        trakt_lists={"movies/trending": trakt})
         return scenario
+
+
+def with_windows_paths(scenario: Scenario, posix_root: str = "/data/media",
+                       windows_root: str = "M:\\Media") -> Scenario:
+    """The scenario as a Plex server on Windows reports it: every file and library folder
+    under `posix_root` becomes `windows_root` with backslashes (M:\\Media\\Movies\\...)."""
+
+    def convert(path: str) -> str:
+        if path == posix_root or path.startswith(posix_root + "/"):
+            return windows_root + path[len(posix_root):].replace("/", "\\")
+        return path
+
+    def versions(items):
+        for version in items:
+            version.files = [(convert(path), size) for path, size in version.files]
+
+    for section in scenario.sections:
+        section.location = convert(section.location)
+    for movie in scenario.movies:
+        versions(movie.versions)
+    for show in scenario.shows:
+        for season in show.seasons:
+            for episode in season.episodes:
+                versions(episode.versions)
+    return scenario
 
 
 def _hex24(number: int) -> str:

@@ -58,3 +58,8 @@ def cacherr(rules: Path, *args: str, fake: FakePlex, timeout: float = 120,
     env.pop("CACHERR_CONFIG", None)
     return subprocess.run([sys.executable, "-m", "cacherr", "-c", str(rules), *args],
                           capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def on_fast(sandbox) -> set[str]:
+    """Share paths of the files on the fast branch."""
+    return {str(p.relative_to(sandbox.fast)) for p in sandbox.fast.rglob("*") if p.is_file()}

@@ -8,29 +8,12 @@ import json
 
 import pytest
 
-from cacherr.testing.fakeplex import FakePlex
-from cacherr.testing.sandbox import Sandbox
-from tests.e2e.cycle_support import cacherr, populate, small_world, write_rules
-from tests.helpers import require_fuse
+from tests.e2e.cycle_support import cacherr, on_fast
 
 EPISODE = "TV/Example Show/Season {s:02d}/Example Show - S{s:02d}E{e:02d}.mkv"
 TRENDING = "Movies/Trending Movie (2001)/Trending Movie (2001).mkv"
 WATCHLIST = "Movies/Watchlist Movie (2001)/Watchlist Movie (2001).mkv"
 OTHER = "Movies/Other Movie (2001)/Other Movie (2001).mkv"
-
-
-@pytest.fixture
-def world(tmp_path):
-    require_fuse()
-    scenario = small_world()
-    with FakePlex(scenario) as fake, Sandbox(tmp_path / "sb", disks=2) as sandbox:
-        written = populate(sandbox, scenario)
-        rules = write_rules(tmp_path / "rules.yaml", fake, sandbox, tmp_path / "state")
-        yield fake, sandbox, written, rules
-
-
-def on_fast(sandbox) -> set[str]:
-    return {str(p.relative_to(sandbox.fast)) for p in sandbox.fast.rglob("*") if p.is_file()}
 
 
 def assert_view_intact(sandbox, written):

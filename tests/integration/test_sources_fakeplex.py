@@ -93,7 +93,8 @@ def test_history_is_filtered_by_account_and_date(fake):
 def test_plextv_answers_with_xml_content_types(fake):
     response = requests.get(fake.url("plextv") + "/api/users/", headers={"X-Plex-Token": "OWNER-TOKEN"}, timeout=5)
     assert response.headers["Content-Type"].startswith("application/xml")
-    assert {u.get("title"): u.get("home") for u in ET.fromstring(response.content)} == {"kid": "1", "friend": "0"}
+    # like plex.tv's own answer (ha_plextv_shared_users.xml), friends carry no `home` at all
+    assert {u.get("title"): u.get("home") for u in ET.fromstring(response.content)} == {"kid": "1", "friend": None}
 
 
 def test_the_metadata_provider_answers_its_root(fake):
@@ -144,3 +145,95 @@ def test_a_scenario_survives_a_round_trip_through_json():
     scenario = Scenario.small_demo()
     again = Scenario.from_dict(json.loads(json.dumps(scenario.to_dict())))
     assert again == scenario
+
+
+# -- the shapes real servers send (../shared/plex-captures), which the fake sends too
+
+
+def sessions_xml(fake):
+    return ET.fromstring(get(fake, "/status/sessions").content)
+
+
+def test_a_transcoding_session_names_no_file_and_keeps_the_librarys_media_id(fake):
+    fake.start_session("kid", 101, transcode=True, version=1)
+    video = sessions_xml(fake).find("Video")
+    media, part = video.find("Media"), video.find("Media/Part")
+    assert media.get("id") == "1011"  # the 4K version's id in the library
+    assert part.get("decision") == "transcode"
+    assert {"file", "size", "key"}.isdisjoint(part.attrib)
+    assert video.find("TranscodeSession") is not None
+
+
+def test_live_tv_tracks_and_clips_are_sessions_too(fake):
+    fake.start_session("owner", 0, kind="live")
+    fake.start_session("friend", 5001, kind="track", file="/data/music/a.flac")
+    fake.start_session("kid", 6001, kind="clip", file="/data/other/b.mp4")
+    live, track, clip = list(sessions_xml(fake))
+    assert live.get("live") == "1" and live.get("key").startswith("/livetv/sessions/")
+    assert not {"grandparentKey", "grandparentRatingKey", "parentKey", "librarySectionID"} & set(live.attrib)
+    assert live.find("Media").get("origin") == "livetv" and "file" not in live.find("Media/Part").attrib
+    assert (track.tag, track.get("type"), track.find("Media/Part").get("file")) == ("Track", "track", "/data/music/a.flac")
+    assert (clip.get("type"), clip.get("subtype")) == ("movie", "clip")
+
+
+def test_a_session_can_come_without_a_user(fake):
+    fake.start_session("kid", 101, no_user=True)
+    assert sessions_xml(fake).find("Video/User") is None
+
+
+def test_history_rows_of_deleted_items_have_no_rating_key(fake):
+    fake.scenario.deleted_history.append({"user": "owner", "title": "Gone", "type": "movie",
+                                          "viewed_at": fake.scenario.now, "section": 1})
+    rows = list(ET.fromstring(get(fake, "/status/sessions/history/all?sort=viewedAt%3Adesc").content))
+    gone = rows[0]
+    assert gone.get("title") == "Gone" and gone.get("ratingKey") is None and gone.get("key") is None
+    assert all(r.get("ratingKey") for r in rows[1:])
+
+
+def test_episode_listings_name_their_library_only_on_the_container(fake):
+    root = ET.fromstring(get(fake, "/library/sections/2/all?type=4&show.id=300").content)
+    assert (root.get("librarySectionID"), root.get("librarySectionTitle")) == ("2", "TV Shows")
+    episodes = list(root)
+    assert len(episodes) == 4 and {e.get("grandparentRatingKey") for e in episodes} == {"300"}
+    assert all(e.get("librarySectionID") is None for e in episodes)
+    children = ET.fromstring(get(fake, "/library/metadata/210/children").content)
+    assert children.get("librarySectionID") == "2" and children[0].get("librarySectionID") is None
+
+
+def test_an_unpaged_answer_carries_only_its_size_which_is_the_total(fake):
+    root = ET.fromstring(get(fake, "/status/sessions/history/all").content)
+    assert root.get("size") == str(len(root)) and root.get("totalSize") is None
+    # a query-parameter size without a start is ignored, as PMS ignores it
+    root = ET.fromstring(get(fake, "/library/sections/1/all?X-Plex-Container-Size=1").content)
+    assert len(root) == 3 and root.get("totalSize") is None
+
+
+def test_plextv_users_list_the_servers_shared_with_them_and_home_users_are_managed(fake):
+    fake.scenario.user("kid").restricted = True
+    fake.scenario.user("friend").servers = ["another-server", fake.scenario.machine_identifier]
+    users = {u.get("title"): u for u in ET.fromstring(
+        requests.get(fake.url("plextv") + "/api/users/", headers={"X-Plex-Token": "OWNER-TOKEN"},
+                     timeout=5).content)}
+    assert (users["kid"].get("home"), users["kid"].get("restricted")) == ("1", "1")
+    assert "home" not in users["friend"].attrib
+    assert [s.get("machineIdentifier") for s in users["friend"].findall("Server")] == [
+        "another-server", fake.scenario.machine_identifier]
+
+
+def test_hidden_libraries_are_left_out_of_the_server_wide_on_deck(fake):
+    fake.set_progress("owner", 101, 1000)
+    fake.scenario.sections[0].hidden = 1
+    keys = [v.get("ratingKey") for v in ET.fromstring(get(fake, "/library/onDeck").content)]
+    assert "101" not in keys and keys
+    assert [v.get("ratingKey") for v in ET.fromstring(get(fake, "/library/sections/1/onDeck").content)] == ["101"]
+
+
+def test_a_windows_server_reports_windows_paths_that_paths_map_to_the_host(tmp_path):
+    from cacherr.config.model import PathMapping
+    from cacherr.testing.scenarios import with_windows_paths
+
+    with FakePlex(with_windows_paths(Scenario.small_demo())) as fake:
+        result = fake.select([Rule(name="new", select="recently_added", keep=KEEP)], tmp_path,
+                             paths=(PathMapping(plex="M:\\Media", host="/mnt/user/media"),))
+    assert [w.plex_path for w in result.wanted] == ["M:\\Media\\movies\\Second Movie (2019)\\Second Movie (2019).mkv"]
+    assert [w.host_path for w in result.wanted] == ["/mnt/user/media/movies/Second Movie (2019)/Second Movie (2019).mkv"]

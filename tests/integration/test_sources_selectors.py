@@ -4,7 +4,7 @@ import pytest
 
 from cacherr.config.model import Keep, Rule
 from cacherr.testing.fakeplex import FakePlex
-from cacherr.testing.scenarios import Scenario
+from cacherr.testing.scenarios import Scenario, Section
 
 KEEP = Keep(while_selected=True)
 MOVIES = "/mnt/user/media/movies"
@@ -216,3 +216,52 @@ def test_items_gone_from_the_server_leave_the_guid_index(fake, tmp_path):
     result = fake.select([trending], tmp_path)
     assert result.wanted == [] and not result.failed_sources
     assert '"101"' not in (tmp_path / "guid-index.json").read_text()
+
+
+def test_on_deck_of_a_library_hidden_from_home_is_read_from_that_library(fake, tmp_path):
+    fake.set_progress("owner", 101, 1000)
+    fake.scenario.sections[0].hidden = 1  # Movies: excluded from Home
+    result = fake.select([rule("ondeck", users=("owner",))], tmp_path)
+    assert f"{MOVIES}/Example Movie (2008)/Example Movie (2008) - 1080p.mkv" in files(result)
+    assert ep("Example Show", 1, 3) in files(result)  # the library shown on Home
+    # two libraries, one hidden: one request each (as many as /library/onDeck plus the hidden one)
+    assert sorted(r.path for r in fake.requests if "onDeck" in r.path) == [
+        "/library/sections/1/onDeck", "/library/sections/2/onDeck"]
+    fake.reset_counts()
+    fake.scenario.sections.append(Section(3, "Kids Movies", "movie", "/data/media/kids"))
+    fake.select([rule("ondeck", users=("owner",))], tmp_path)
+    assert sorted(r.path for r in fake.requests if "onDeck" in r.path) == [
+        "/library/onDeck", "/library/sections/1/onDeck"]
+
+
+def test_on_deck_of_one_library_is_one_request_for_that_library(fake, tmp_path):
+    fake.set_progress("owner", 101, 1000)
+    result = fake.select([rule("ondeck", users=("owner",), libraries=("Movies",))], tmp_path)
+    assert files(result) and all(path.startswith(MOVIES) for path in files(result))
+    assert [r.path for r in fake.requests if "onDeck" in r.path] == ["/library/sections/1/onDeck"]
+
+
+def test_a_session_without_a_user_is_protected_but_cached_for_nobody(fake, tmp_path):
+    fake.start_session("kid", 102, no_user=True)
+    result = fake.select([rule("playing")], tmp_path)
+    assert result.wanted == [] and not result.failed_sources
+    (session,) = result.sessions
+    assert [f.plex_path for f in session.item.files] == ["/data/media/movies/Second Movie (2019)/Second Movie (2019).mkv"]
+
+
+def test_a_transcoded_episode_is_cached_with_the_episodes_after_it(fake, tmp_path):
+    fake.start_session("friend", 213, transcode=True)  # Example Show S01E03
+    result = fake.select([rule("playing", episodes_ahead=1)], tmp_path)
+    assert files(result) == {ep("Example Show", 1, 3): ["friend"], ep("Example Show", 2, 1): ["friend"]}
+
+
+def test_the_episodes_of_every_show_a_round_needs_come_in_one_listing(fake, tmp_path):
+    fake.start_session("friend", 213)
+    fake.start_session("kid", 301)
+    rules = [rule("playing", episodes_ahead=1), rule("ondeck", name="deck", episodes_ahead=2),
+             rule("watchlist", name="wl", episodes=1), rule("trakt", name="tr", list="shows/trending")]
+    result = fake.select(rules, tmp_path)
+    assert not result.failed_sources
+    listings = [r for r in fake.requests if r.path == "/library/sections/2/all" and "show.id" in r.query]
+    assert len(listings) == 1 and set(listings[0].query["show.id"][0].split(",")) == {"200", "300"}
+    assert not [r for r in fake.requests if "allLeaves" in r.path or r.path.endswith("/children")]

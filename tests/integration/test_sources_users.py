@@ -117,3 +117,51 @@ def test_a_frequent_round_reuses_recent_users_instead_of_asking_plextv_again(fak
     later = fake.select([playing], tmp_path, now=fake.scenario.now + 7200,
                         users_max_age_seconds=3600, users_memory=memory)
     assert fake.count("plextv") == 3 and later.wanted
+
+
+def test_a_user_halfway_through_a_film_is_active_though_history_has_no_row_for_it(fake, tmp_path):
+    users = UsersConfig(include=None, inactive_after_seconds=10 * DAY)
+    fake.set_progress("kid", 102, 600_000, at=fake.scenario.now - DAY)  # an hour in, not finished
+    result = fake.select([ondeck()], tmp_path, users=users)
+    assert {u.name for u in result.users} == {"owner", "friend", "kid"}
+    # history answered for the owner and friend; only kid's On Deck was asked, once
+    on_deck = [r.token for r in fake.requests if r.path == "/library/onDeck"]
+    assert sorted(on_deck) == sorted(["KID-SERVER-TOKEN", "OWNER-TOKEN", "FRIEND-SERVER-TOKEN"])
+    assert fake.count("pms", "/status/sessions/history") == 1
+
+
+def test_a_user_playing_now_is_active(fake, tmp_path):
+    fake.start_session("kid", 103)
+    result = fake.select([ondeck()], tmp_path, users=UsersConfig(include=None, inactive_after_seconds=DAY))
+    assert "kid" in {u.name for u in result.users}
+
+
+def test_when_every_user_is_left_out_the_warning_names_inactive_after(fake, tmp_path):
+    later = fake.scenario.now + 400 * DAY
+    result = fake.select([ondeck()], tmp_path, now=later,
+                         users=UsersConfig(include=None, inactive_after_seconds=30 * DAY))
+    assert result.users == ()
+    (warning,) = [w for w in result.warnings if "inactive_after" in w]
+    assert "users.inactive_after (30d)" in warning and "owner" in warning
+
+
+def test_users_of_the_owners_other_servers_are_not_users_here_and_are_never_switched(fake, tmp_path):
+    fake.scenario.user("kid").servers = ["another-server"]
+    fake.scenario.user("friend").servers = ["another-server"]
+    wl = Rule(name="wl", select="watchlist", keep=KEEP)
+    for _ in range(2):
+        result = fake.select([wl, ondeck()], tmp_path)
+        assert [u.name for u in result.users] == ["owner"]
+    assert fake.count("plextv", "/api/home/users/") == 0
+    assert {r.token for r in fake.requests if r.path == "/library/onDeck"} == {"OWNER-TOKEN"}
+
+
+def test_a_home_user_plextv_has_no_server_token_for_is_not_switched_every_cycle(fake, tmp_path):
+    kid = fake.scenario.user("kid")
+    kid.server_token = None  # neither shared_servers nor resources hand one out
+    rounds = [fake.select([ondeck()], tmp_path) for _ in range(3)]
+    assert fake.count("plextv", "/api/home/users/3000003/switch") == 1
+    assert fake.count("plextv", "/api/v2/resources") == 1  # asked again only after a day
+    said = [any("no server token for Home user kid" in w for w in r.warnings) for r in rounds]
+    assert said == [True, False, False]
+    assert all(next(u for u in r.users if u.name == "kid").token is None for r in rounds)

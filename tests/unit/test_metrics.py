@@ -94,6 +94,7 @@ def test_every_bounded_label_set_is_exposed_at_zero_before_any_event():
         "cacherr_filesystem_avail_bytes": [{"role": r} for r in catalogue.ROLES],
         "cacherr_source_up": [{"source": s} for s in catalogue.SOURCES],
         "cacherr_source_request_failures": [{"source": s} for s in catalogue.SOURCES],
+        "cacherr_source_skipped_elements": [{"source": s} for s in catalogue.SOURCES],
         "cacherr_notifications": [{"event": e} for e in catalogue.EVENTS],
         "cacherr_notification_failures": [{"event": e} for e in catalogue.EVENTS],
         "cacherr_job_failures": [{"job": j} for j in catalogue.JOBS],
@@ -216,6 +217,7 @@ def test_the_remaining_updates_land_on_their_metrics():
     metrics.record_notification("summary", ok=False)
     metrics.record_job_failure("sessions")
     metrics.record_source_failure("trakt", 2)
+    metrics.record_skipped_elements("plex", 3)
     metrics.record_recovered(3)
     metrics.record_config_reload(False)
     metrics.heartbeat(at=77.0)
@@ -232,6 +234,7 @@ def test_the_remaining_updates_land_on_their_metrics():
     assert get("cacherr_notification_failures_total", {"event": "summary"}) == 1
     assert get("cacherr_job_failures_total", {"job": "sessions"}) == 1
     assert get("cacherr_source_request_failures_total", {"source": "trakt"}) == 2
+    assert get("cacherr_source_skipped_elements_total", {"source": "plex"}) == 3
     assert get("cacherr_recovered_actions_total") == 3
     assert get("cacherr_config_last_reload_successful") == 0
     assert get("cacherr_scheduler_heartbeat_timestamp_seconds") == 77.0

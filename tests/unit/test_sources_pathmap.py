@@ -48,3 +48,12 @@ def test_the_suggestion_for_an_unmapped_path_names_its_library_folder_and_leaves
 def test_the_suggestion_for_a_windows_path_says_it_is_windows_style():
     text = PathMapper([]).suggestion("E:\\Films\\A.mkv")
     assert "Windows-style" in text and "E:\\\\Films" in text
+
+
+def test_within_compares_folders_the_way_each_kind_of_path_compares():
+    from cacherr.sources.pathmap import within
+
+    assert within("/data/media/movies/a.mkv", "/data/media/movies/")
+    assert not within("/data/media/movies-4k/a.mkv", "/data/media/movies")
+    assert within("m:/media/Movies/A (1992)/a.mkv", "M:\\Media\\movies\\A (1992)")  # any case, either slash
+    assert not within("M:\\Media\\Movies\\a.mkv", "/data/media")

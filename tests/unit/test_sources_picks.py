@@ -13,16 +13,16 @@ SHOW = [episode(s, e) for s in (2, 1) for e in (3, 1, 2)] + [episode(0, 1)]
 
 
 def test_the_next_episodes_continue_into_the_next_season():
-    picked = episodes_after(SHOW, episode(1, 2), 3)
+    picked = episodes_after(SHOW, (1, 2), 3)
     assert [(e.season_index, e.episode_index) for e in picked] == [(1, 3), (2, 1), (2, 2)]
 
 
 def test_specials_are_not_next_episodes():
-    assert episode(0, 1).rating_key not in {e.rating_key for e in episodes_after(SHOW, episode(1, 1), 10)}
+    assert episode(0, 1).rating_key not in {e.rating_key for e in episodes_after(SHOW, (1, 1), 10)}
 
 
 def test_there_are_no_next_episodes_after_the_last_one():
-    assert episodes_after(SHOW, episode(2, 3), 5) == []
+    assert episodes_after(SHOW, (2, 3), 5) == []
 
 
 def test_first_unwatched_skips_watched_and_unreleased_episodes():

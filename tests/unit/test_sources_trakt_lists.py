@@ -37,4 +37,4 @@ def test_only_the_adapter_imports_plexapi():
     root = pathlib.Path(__file__).resolve().parents[2] / "cacherr"
     importers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
                        if "import plexapi" in p.read_text() or "from plexapi" in p.read_text())
-    assert importers == ["sources/plex.py"]
+    assert importers == ["sources/errors.py", "sources/plex.py", "sources/plextv.py"]
