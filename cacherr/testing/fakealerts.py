@@ -136,7 +136,8 @@ class AlertHub:
     def __init__(self, live_sessions: Callable[[], list[dict]] = list,
                  repeat_seconds: float = 10.0) -> None:
         self.live_sessions = live_sessions
-        self.repeat_seconds = repeat_seconds
+        self._repeat_seconds = repeat_seconds
+        self._rescheduled = threading.Event()
         self.muted = False
         self.answer_pings = True
         self.sent: deque[dict] = deque(maxlen=1000)  # the last containers pushed (tests)
@@ -153,6 +154,7 @@ class AlertHub:
 
     def close(self) -> None:
         self._stop.set()
+        self._rescheduled.set()
         self.kill()
         if self._repeater.is_alive():
             self._repeater.join(timeout=5)
@@ -168,19 +170,21 @@ class AlertHub:
         if not key or not upgrade or headers.get("Sec-WebSocket-Version") != "13":
             handler.send_error(400, "websocket upgrade expected")
             return
-        handler.send_response(101, "Switching Protocols")
-        handler.send_header("Upgrade", "websocket")
-        handler.send_header("Connection", "Upgrade")
-        handler.send_header("Sec-WebSocket-Accept", accept_key(key))
-        handler.end_headers()
-        handler.wfile.flush()
         handler.close_connection = True
-        handler.connection.settimeout(None)
         stream = _Stream(handler.connection, handler.rfile)
         stream.connection.settimeout(None)
-        with self._changed:
-            self._streams.add(stream)
-            self._changed.notify_all()
+        # Listed before the client can know it is connected, so nothing pushed after that
+        # is missed; the stream's lock holds those pushes until the handshake is out.
+        with stream.lock:
+            with self._changed:
+                self._streams.add(stream)
+                self._changed.notify_all()
+            handler.send_response(101, "Switching Protocols")
+            handler.send_header("Upgrade", "websocket")
+            handler.send_header("Connection", "Upgrade")
+            handler.send_header("Sec-WebSocket-Accept", accept_key(key))
+            handler.end_headers()
+            handler.wfile.flush()
         try:
             self._hold(stream)
         finally:
@@ -270,7 +274,20 @@ class AlertHub:
                 "userID": 1, "title": f"Scanning section {section_id}", "subtitle": "",
                 "progress": progress, "Context": {"librarySectionID": str(section_id)}}}])
 
+    @property
+    def repeat_seconds(self) -> float:
+        return self._repeat_seconds
+
+    @repeat_seconds.setter
+    def repeat_seconds(self, seconds: float) -> None:
+        """Change how often live sessions are reported again (takes effect at once)."""
+        self._repeat_seconds = seconds
+        self._rescheduled.set()
+
     def _repeat(self) -> None:
-        while not self._stop.wait(self.repeat_seconds):
+        while not self._stop.is_set():
+            if self._rescheduled.wait(self._repeat_seconds):
+                self._rescheduled.clear()
+                continue
             for session in self.live_sessions():
                 self.playing(session)
