@@ -94,6 +94,7 @@ class Service:
         self._live_files: set[str] = set()
         self._live_by_item: dict[int, list[str]] = {}
         self._active_sessions = 0
+        self._plex_answered = True  # in the last round: a failing Plex is polled every tick
         self._last_sessions_poll = float("-inf")
         self._plan_after_stop = threading.Event()
         self.playbacks = PlaybackClock(clock)
@@ -212,8 +213,9 @@ class Service:
 
     def _poll_sessions(self) -> None:
         """The scheduled poll: every sessions_every, unless the alert stream reports
-        playbacks (then only a backstop poll every BACKSTOP_SECONDS)."""
-        if (self.alerting is not None and self.alerting.covers_sessions()
+        playbacks and Plex answered the last round (then only a backstop poll every
+        BACKSTOP_SECONDS)."""
+        if (self.alerting is not None and self.alerting.covers_sessions() and self._plex_answered
                 and self.clock() - self._last_sessions_poll < BACKSTOP_SECONDS):
             return
         self._submit("sessions", self.watch_sessions)
@@ -384,6 +386,7 @@ class Service:
 
     def _observe_selection(self, selection) -> None:
         self._active_sessions = len(selection.sessions)
+        self._plex_answered = "plex" not in selection.failed_sources
         self.metrics.set_active_sessions(len(selection.sessions))
         self._live_by_item = self._live_relative_paths(selection)
         self._live_files = {p for paths in self._live_by_item.values() for p in paths}

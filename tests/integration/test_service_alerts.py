@@ -11,6 +11,8 @@ import pytest
 
 from cacherr.config import loader
 from cacherr.service import Service
+from cacherr.sources.http import RetryPolicy
+from cacherr.sources.select import select_all
 from cacherr.state.ledger import Ledger
 from cacherr.testing.fakealerts import PATH
 from cacherr.testing.fakeplex import FakePlex
@@ -33,6 +35,11 @@ state_dir: '{root}/state'
 OTHER = "Movies/Other Movie (2001)/Other Movie (2001).mkv"
 
 
+def quick_select(config, **kwargs):
+    """The real selection, without waiting between retries."""
+    return select_all(config, retry=RetryPolicy(attempts=2, backoff_seconds=0.01), **kwargs)
+
+
 @pytest.fixture
 def world(tmp_path):
     for folder in ("media", "ssd", "state"):
@@ -41,7 +48,7 @@ def world(tmp_path):
         write_library(tmp_path / "media", fake.scenario)
         rules = tmp_path / "rules.yaml"
         rules.write_text(RULES.format(url=fake.pms_url, root=tmp_path, alerts="true"))
-        service = Service(loader.load(rules, {}, offline=True), dry_run=False)
+        service = Service(loader.load(rules, {}, offline=True), dry_run=False, select=quick_select)
         service.ledger = Ledger.open(service.config.state_dir)
         try:
             yield fake, service, rules
@@ -128,3 +135,17 @@ def test_reloading_with_alerts_off_closes_the_stream_and_drops_its_gauge(world):
     assert b"cacherr_alerts_connected" not in service.metrics.exposition()
     service._poll_sessions()
     assert queued(service) == ["sessions"], "without the stream, every tick polls"
+
+
+def test_while_plex_fails_every_tick_polls_even_with_the_stream_up(world):
+    fake, service, _ = world
+    service._start_alerts()
+    wait_for(service.alerting.covers_sessions, what="the stream connected")
+    fake.fail("pms", "/status/sessions", status=500)
+    service.watch_sessions()  # a round (woken by an alert, or the backstop) finds Plex failing
+    service._poll_sessions()
+    assert queued(service) == ["sessions"], "a failing Plex is watched every tick"
+    fake.clear_faults()
+    service.watch_sessions()
+    service._poll_sessions()
+    assert queued(service) == [], "answered again: back to the stream"
