@@ -23,7 +23,7 @@ import schedule
 from cacherr.config import loader
 from cacherr.config.errors import ConfigError
 from cacherr.config.model import Config
-from cacherr.cycle.alerting import BACKSTOP_SECONDS, Alerting, PlaybackClock
+from cacherr.cycle.alerting import BACKSTOP_SECONDS, RECHECK_SECONDS, Alerting, PlaybackClock
 from cacherr.cycle.defer import defer_reason
 from cacherr.cycle.evicting import UnknownPath, resolve
 from cacherr.cycle.execute import Report, execute
@@ -301,18 +301,24 @@ class Service:
         new, gone = keys - self._seen_sessions, self._seen_sessions - keys
         self._seen_sessions = keys
         ended = (stopped or bool(gone)) and any(r.when == "complete" for r in playing)
-        if not new and not ended:
-            return
-        cached = {entry.relative_path for entry in self.ledger.files()}
-        for session in selection.sessions:
-            if session.cacheable and (session.user_name, session.item.rating_key) in new:
-                paths = self._live_by_item.get(session.item.rating_key, ())
-                self.metrics.record_playback_start(any(path in cached for path in paths))
-                self.playbacks.started(session.item.rating_key,
-                                       [path for path in paths if path not in cached])
-        if not playing or self.dry_run:
+        if new:
+            cached = {entry.relative_path for entry in self.ledger.files()}
+            for session in selection.sessions:
+                if session.cacheable and (session.user_name, session.item.rating_key) in new:
+                    paths = self._live_by_item.get(session.item.rating_key, ())
+                    self.metrics.record_playback_start(any(path in cached for path in paths))
+                    self.playbacks.started(session.item.rating_key,
+                                           [path for path in paths if path not in cached])
+        if self.playbacks.confirm({rating_key for _, rating_key in keys}):
+            self._recheck_soon()  # an alert named a playback /status/sessions does not list yet
+        if not (new or ended) or not playing or self.dry_run:
             return
         self._plan_round(playing, selection)
+
+    def _recheck_soon(self) -> None:
+        timer = threading.Timer(RECHECK_SECONDS, self._submit, ("sessions", self.watch_sessions))
+        timer.daemon = True
+        timer.start()
 
     def added_round(self) -> None:
         """Plan the `recently_added` rules at once (an alert said a new item is ready)."""

@@ -28,6 +28,10 @@ BACKSTOP_SECONDS = 300.0
 # file still not cached after this long is no longer waited for.
 FIRST_SIGN_SECONDS = 600.0
 WAIT_FOR_CACHE_SECONDS = 6 * 3600.0
+# An alert about a playback that /status/sessions does not list yet is checked again this
+# soon, for at most RECHECK_WITHIN_SECONDS after the alert.
+RECHECK_SECONDS = 1.0
+RECHECK_WITHIN_SECONDS = 10.0
 
 
 class PlaybackClock:
@@ -52,6 +56,16 @@ class PlaybackClock:
             for path in missing_paths:
                 self._waiting.setdefault(path, first)
             self._forget_older_than(now)
+
+    def confirm(self, live_rating_keys: Iterable[int]) -> list[int]:
+        """A poll listed these items as playing: their signs are settled. Return the items
+        signed in the last RECHECK_WITHIN_SECONDS that the poll did not list."""
+        now = self.clock()
+        with self._lock:
+            for rating_key in live_rating_keys:
+                self._first_signs.pop(rating_key, None)
+            return [key for key, at in self._first_signs.items()
+                    if now - at <= RECHECK_WITHIN_SECONDS]
 
     def cached(self, relative_path: str) -> float | None:
         """A file became durable on the fast branch: return the seconds since the first sign

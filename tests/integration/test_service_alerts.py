@@ -59,11 +59,21 @@ def world(tmp_path):
             service.notifier.close(timeout_seconds=1)
 
 
+def take_job(service: Service, timeout_seconds: float | None = None):
+    """Take the next job as the planner thread does (a job taken may be queued again)."""
+    name, function = (service._jobs.get(timeout=timeout_seconds) if timeout_seconds
+                      else service._jobs.get_nowait())
+    with service._jobs_lock:
+        service._queued_jobs.discard(name)
+    return name, function
+
+
 def queued(service: Service) -> list[str]:
+    """The names of the jobs waiting, taken off the queue."""
     names = []
     while True:
         try:
-            names.append(service._jobs.get_nowait()[0])
+            names.append(take_job(service)[0])
         except queue.Empty:
             return names
 
@@ -73,7 +83,7 @@ def test_a_playback_notification_queues_the_session_round_which_plans_the_file(w
     service._start_alerts()
     wait_for(service.alerting.covers_sessions, what="the stream connected")
     fake.start_session("owner", fake.scenario.movies[2].rating_key)
-    name, job = service._jobs.get(timeout=10)
+    name, job = take_job(service, 10)
     assert name == "sessions"
     job()
     transfer = service.queue.take(timeout_seconds=1)
@@ -149,3 +159,22 @@ def test_while_plex_fails_every_tick_polls_even_with_the_stream_up(world):
     service.watch_sessions()
     service._poll_sessions()
     assert queued(service) == [], "answered again: back to the stream"
+
+
+def test_an_alert_ahead_of_the_session_list_is_checked_again_until_plex_lists_it(world):
+    fake, service, _ = world
+    service._start_alerts()
+    wait_for(service.alerting.covers_sessions, what="the stream connected")
+    session = {"user": "owner", "rating_key": fake.scenario.movies[2].rating_key,
+               "state": "playing", "offset_ms": 0, "session_key": 77}
+    fake.alerts.playing(session)  # notified before /status/sessions lists it
+    name, job = take_job(service, 10)
+    job()
+    assert service.queue.idle(), "nothing listed yet, nothing planned"
+    with fake.lock:
+        fake.scenario.sessions.append(session)
+    name, job = take_job(service, 5)  # queued again by the recheck, not by an alert
+    assert name == "sessions"
+    job()
+    transfer = service.queue.take(timeout_seconds=1)
+    assert transfer.action.relative_path == OTHER

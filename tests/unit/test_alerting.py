@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
+
 from cacherr.cycle import alerting
 from cacherr.cycle.alerting import Alerting, PlaybackClock
 from cacherr.metrics import Metrics
@@ -157,3 +159,16 @@ def test_old_signs_and_old_waits_are_forgotten():
     assert playbacks._first_signs == {}
     assert playbacks.cached("old.mkv") is None
     assert playbacks.cached("new.mkv") == 0.0
+
+
+def test_signs_a_poll_does_not_confirm_are_rechecked_for_a_while_then_given_up():
+    clock = FakeClock()
+    playbacks = PlaybackClock(clock)
+    playbacks.signed(203)
+    playbacks.signed(204)
+    assert playbacks.confirm({204, 999}) == [203]
+    clock.now += alerting.RECHECK_WITHIN_SECONDS + 0.1
+    assert playbacks.confirm(set()) == [], "not listed for too long: polling's business"
+    playbacks.started(203, ["a.mkv"])
+    clock.now += 1
+    assert playbacks.cached("a.mkv") == pytest.approx(alerting.RECHECK_WITHIN_SECONDS + 1.1)
