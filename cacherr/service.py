@@ -208,8 +208,8 @@ class Service:
         if self.config.plex.alerts:
             self.alerting = Alerting(
                 self.config, self.metrics, self.playbacks, wake_sessions=self._wake_sessions,
-                wake_added=self._wake_added, polled_sessions=lambda: self._active_sessions,
-                clock=self.clock).start()
+                wake_added=self._wake_added,
+                polled_sessions=lambda: self._active_sessions).start()
 
     def _poll_sessions(self) -> None:
         """The scheduled poll: every sessions_every, unless the alert stream reports

@@ -87,14 +87,12 @@ class Alerting:
 
     def __init__(self, config, metrics: Metrics, playbacks: PlaybackClock, *,
                  wake_sessions: Callable[[bool], None], wake_added: Callable[[], None],
-                 polled_sessions: Callable[[], int], clock: Callable[[], float],
-                 stream_factory=AlertStream) -> None:
+                 polled_sessions: Callable[[], int], stream_factory=AlertStream) -> None:
         self.metrics = metrics
         self.playbacks = playbacks
         self.wake_sessions = wake_sessions
         self.wake_added = wake_added
         self.polled_sessions = polled_sessions
-        self.clock = clock
         self.tracker = AlertTracker()
         self.stream = stream_factory(
             stream_url(config.plex.url), config.plex.token, on_message=self.on_message,

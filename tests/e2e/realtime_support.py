@@ -11,17 +11,10 @@ from pathlib import Path
 from cacherr.testing.fakeplex import FakePlex
 from cacherr.testing.scenarios import Scenario, Section, User, _make_show
 from cacherr.testing.world import PLEX_ROOT, KiB, populate
+from tests.e2e.cycle_support import write_rules
 from tests.e2e.service_support import RunningService
 
-RULES = """\
-version: 1
-plex: {{url: '{plex_url}', token: OWNER-TOKEN, timeout: 5s, alerts: {alerts}}}
-paths: [{{plex: {plex_root}, host: '{view}'}}]
-cache:
-  layout: union
-  union: {{view: '{view}', fast: '{fast}', slow: ['{slow}']}}
-  max_size: 90%
-  min_free: 1MiB
+BODY = """\
 rules:
   - name: now-playing
     select: playing
@@ -30,7 +23,6 @@ rules:
     priority: 90
 schedule: {{every: 1h, sessions_every: {sessions_every}s}}
 server: {{listen: '127.0.0.1:0'}}
-state_dir: '{state}'
 """
 
 
@@ -71,11 +63,9 @@ class RealtimeWorld:
                  sessions_every: int) -> None:
         self.fake, self.sandbox, self.sessions_every = fake, sandbox, sessions_every
         populate(sandbox, fake.scenario)
-        rules = root / "rules.yaml"
-        rules.write_text(RULES.format(
-            plex_url=fake.pms_url, plex_root=PLEX_ROOT, view=sandbox.view, fast=sandbox.fast,
-            slow=f"{sandbox.root}/disk*", state=root / "state", sessions_every=sessions_every,
-            alerts="true" if alerts else "false"))
+        rules = write_rules(root / "rules.yaml", fake, sandbox, root / "state",
+                            BODY.format(sessions_every=sessions_every),
+                            plex_extra="" if alerts else ", alerts: false")
         self.service = RunningService(rules, root / "state", fake.env())
 
     def wait_ready(self, alerts: bool, timeout_seconds: float = 30.0) -> None:

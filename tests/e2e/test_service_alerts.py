@@ -15,40 +15,31 @@ from cacherr.testing.fakeplex import FakePlex
 from cacherr.testing.sandbox import Sandbox
 from cacherr.testing.scenarios import Movie, Version
 from cacherr.testing.world import PLEX_ROOT, content
-from tests.e2e.cycle_support import populate, small_world
+from tests.e2e.cycle_support import populate, small_world, write_rules
 from tests.e2e.service_support import RunningService
 from tests.helpers import require_fuse, wait_for
 
-RULES = """\
-version: 1
-plex: {{url: '{plex_url}', token: OWNER-TOKEN, timeout: 5s}}
-paths: [{{plex: {plex_root}, host: '{view}'}}]
-cache:
-  layout: union
-  union: {{view: '{view}', fast: '{fast}', slow: ['{slow}']}}
-  max_size: 90%
-  min_free: 1MiB
+BODY = """\
 rules:
   - name: now-playing
     select: playing
     episodes_ahead: 1
-    keep: {{until: watched}}
+    keep: {until: watched}
     priority: 90
   - name: just-finished
     select: playing
     when: complete
     within: 1d
     episodes_ahead: 2
-    keep: {{while: selected}}
+    keep: {while: selected}
     priority: 80
   - name: new
     select: recently_added
     within: 7d
-    keep: {{while: selected}}
+    keep: {while: selected}
     priority: 50
-schedule: {{every: 1h, sessions_every: {sessions_every}}}
-server: {{listen: '127.0.0.1:0'}}
-state_dir: '{state}'
+schedule: {every: 1h, sessions_every: SESSIONS_EVERY}
+server: {listen: '127.0.0.1:0'}
 """
 EPISODE = "TV/Example Show/Season 02/Example Show - S02E0{}.mkv"
 NEW_MOVIE = "Movies/New Movie (2024)/New Movie (2024).mkv"
@@ -62,10 +53,8 @@ def running(tmp_path):
     scenario = small_world()
     with FakePlex(scenario) as fake, Sandbox(tmp_path / "sb", disks=2) as sandbox:
         populate(sandbox, scenario)
-        rules = tmp_path / "rules.yaml"
-        rules.write_text(RULES.format(
-            plex_url=fake.pms_url, plex_root=PLEX_ROOT, view=sandbox.view, fast=sandbox.fast,
-            slow=f"{sandbox.root}/disk*", state=tmp_path / "state", sessions_every=LONG_POLL))
+        rules = write_rules(tmp_path / "rules.yaml", fake, sandbox, tmp_path / "state",
+                            BODY.replace("SESSIONS_EVERY", LONG_POLL))
         service = RunningService(rules, tmp_path / "state", fake.env())
         try:
             wait_for(lambda: (service.metric("cacherr_runs_total") or 0) >= 1

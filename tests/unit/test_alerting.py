@@ -60,8 +60,7 @@ def wired(polled_sessions: int = 0):
     wiring = Alerting(config, metrics, PlaybackClock(clock),
                       wake_sessions=lambda stopped: woken.append(("sessions", stopped)),
                       wake_added=lambda: woken.append(("added", None)),
-                      polled_sessions=lambda: polled_sessions, clock=clock,
-                      stream_factory=FakeStream)
+                      polled_sessions=lambda: polled_sessions, stream_factory=FakeStream)
     return wiring, woken, metrics, clock
 
 
