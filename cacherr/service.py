@@ -482,7 +482,7 @@ class Service:
             self.metrics.record_failure(direction, reason)
         elif (report.cached_files, report.evicted_files) != before[:2]:
             self.metrics.record_move(direction, action.size_bytes)
-            waited = self.playbacks.cached(action.relative_path) if direction == "to_cache" else None
+            waited = self.playbacks.cached(action.relative_path) if action.kind == "cache" else None
             if waited is not None:
                 self.metrics.observe_playback_to_cached(waited)
 
