@@ -50,10 +50,15 @@ SKIP_REASONS = (
     "owner", "unmapped", "held", "deferred", "aborted", "other",
 )
 EVENTS = ("summary", "error", "cache_full", "source_down", "source_recovered")
-JOBS = ("cycle", "sessions", "reload")
+JOBS = ("cycle", "sessions", "added", "reload")
+# Kinds of message on Plex's alert stream; the rest (status, progress, ...) count as "other".
+ALERT_TYPES = ("playing", "timeline", "activity", "other")
 
 # Cycles range from an idle second to hours of copying; the default web buckets stop at 10 s.
 RUN_DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800)
+# A playback's file reaches the fast branch within a second through the alert stream, within
+# sessions_every by polling, or much later when a transfer has to wait.
+PLAYBACK_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
 
 # Bounded label values by label name; `rule` comes from the rules file (`init_rules`).
 LABEL_VALUES: dict[str, tuple[str, ...]] = {
@@ -62,6 +67,7 @@ LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "source": SOURCES,
     "event": EVENTS,
     "job": JOBS,
+    "type": ALERT_TYPES,
 }
 REASONS_BY_METRIC = {
     "cacherr_move_failures_total": MOVE_FAILURE_REASONS,
@@ -77,6 +83,7 @@ class MetricSpec:
     kind: str  # counter | gauge | histogram | info
     help: str
     labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = RUN_DURATION_BUCKETS  # histograms only
 
 
 CATALOGUE: tuple[MetricSpec, ...] = (
@@ -140,6 +147,15 @@ CATALOGUE: tuple[MetricSpec, ...] = (
     MetricSpec("cacherr_playback_starts_total", "counter", "Playbacks seen starting."),
     MetricSpec("cacherr_playback_cache_hits_total", "counter",
                "Playbacks whose file was already on the fast branch when they started."),
+    MetricSpec("cacherr_alerts_connected", "gauge",
+               "1 while Plex's alert stream is connected and delivering, else 0 (sessions "
+               "are polled meanwhile). Absent when plex.alerts is false."),
+    MetricSpec("cacherr_alerts_received_total", "counter",
+               "Messages received on Plex's alert stream, by type.", ("type",)),
+    MetricSpec("cacherr_playback_to_cached_seconds", "histogram",
+               "From the first sign of a playback whose file was not cached (an alert or a "
+               "poll) to that file being durable on the fast branch.",
+               buckets=PLAYBACK_BUCKETS),
 )
 
 CATALOGUE_NAMES = frozenset(spec.name for spec in CATALOGUE)
@@ -162,7 +178,7 @@ def _build(spec: MetricSpec, registry: CollectorRegistry):
     if spec.kind == "gauge":
         return Gauge(spec.name, spec.help, spec.labels, registry=registry)
     if spec.kind == "histogram":
-        return Histogram(spec.name, spec.help, spec.labels, buckets=RUN_DURATION_BUCKETS,
+        return Histogram(spec.name, spec.help, spec.labels, buckets=spec.buckets,
                          registry=registry)
     if spec.kind == "info":
         return Info(spec.name.removesuffix("_info"), spec.help, registry=registry)
@@ -199,6 +215,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._rules: set[str] = set()
         self._sources: set[str] = set()
+        self._alerts_enabled = True
         self._metric["cacherr_build_info"].info({"version": version})
         self._initialise_label_sets()
         self.init_rules(rule_names)
@@ -260,6 +277,20 @@ class Metrics:
             for name in wanted - self._sources:
                 metric.labels(name).set(0)
             self._sources = wanted
+
+    def init_alerts(self, enabled: bool) -> None:
+        """Given whether the alert stream is used (plex.alerts), expose `alerts_connected` or not.
+
+        Without the stream there is no series, so the AlertStreamDown alert cannot fire.
+        """
+        metric = self._metric["cacherr_alerts_connected"]
+        with self._lock:
+            if enabled and not self._alerts_enabled:
+                self.registry.register(metric)
+            elif not enabled and self._alerts_enabled:
+                self.registry.unregister(metric)
+                metric.set(0)
+            self._alerts_enabled = enabled
 
     def record_config_reload(self, ok: bool, at: float | None = None) -> None:
         """Record a load or reload of the rules file (SIGHUP with a broken file: ok=False)."""
@@ -392,6 +423,21 @@ class Metrics:
         self._metric["cacherr_playback_starts_total"].inc()
         if cache_hit:
             self._metric["cacherr_playback_cache_hits_total"].inc()
+
+    def observe_playback_to_cached(self, seconds: float) -> None:
+        """Record how long a playback's file took from the first sign of the playback to
+        being durable on the fast branch."""
+        self._metric["cacherr_playback_to_cached_seconds"].observe(max(0.0, seconds))
+
+    # -- Plex's alert stream ----------------------------------------------------------
+
+    def set_alerts_connected(self, connected: bool) -> None:
+        """Record whether the alert stream is connected and delivering."""
+        self._metric["cacherr_alerts_connected"].set(1 if connected else 0)
+
+    def record_alert(self, kind: str) -> None:
+        """Count one message of the alert stream; a kind outside ALERT_TYPES counts as "other"."""
+        self._metric["cacherr_alerts_received_total"].labels(_bounded(kind, ALERT_TYPES)).inc()
 
     # -- notifications ----------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Threads: the main thread runs the `schedule` loop (full cycles, the session watcher,
 reloads, heartbeats); one worker thread carries out transfers from the queue; the HTTP
-server answers on its own threads. Planning never waits for a copy: it only replaces
+server answers on its own threads; Plex's alert stream has its own thread, which only
+wakes jobs (cycle/alerting.py). Planning never waits for a copy: it only replaces
 the queue. SIGHUP reloads the rules (a broken file keeps the old ones); SIGTERM stops
 within seconds, aborting a copy cleanly (the partial file is removed, the original kept).
 """
@@ -22,6 +23,7 @@ import schedule
 from cacherr.config import loader
 from cacherr.config.errors import ConfigError
 from cacherr.config.model import Config
+from cacherr.cycle.alerting import BACKSTOP_SECONDS, RECHECK_SECONDS, Alerting, PlaybackClock
 from cacherr.cycle.defer import defer_reason
 from cacherr.cycle.evicting import UnknownPath, evict_paths, resolve
 from cacherr.cycle.execute import Report, execute
@@ -69,6 +71,7 @@ class Service:
         self.metrics = Metrics(rule_names=[r.name for r in config.rules],
                                sources=self._sources_used(config))
         self.metrics.set_schedule(config.schedule.every_seconds)
+        self.metrics.init_alerts(config.plex.alerts)
         self.health = HealthState(config.state_dir,
                                   stale_after_seconds=max(60.0, 30 * TICK_SECONDS))
         self.notifier = Notifier(config.notify, self.metrics)
@@ -83,12 +86,19 @@ class Service:
                                         daemon=True)
         self._jobs: queue.Queue = queue.Queue()
         self._queued_jobs: set[str] = set()
+        self._jobs_lock = threading.Lock()  # jobs are submitted from several threads
         self._job_started: float | None = None
         self._report_lock = threading.Lock()
         self._report = Report()
         self._seen_sessions: set[tuple[str, int]] = set()
         self._live_files: set[str] = set()
         self._live_by_item: dict[int, list[str]] = {}
+        self._active_sessions = 0
+        self._plex_answered = True  # in the last round: a failing Plex is polled every tick
+        self._last_sessions_poll = float("-inf")
+        self._plan_after_stop = threading.Event()
+        self.playbacks = PlaybackClock(clock)
+        self.alerting: Alerting | None = None
         self.mover_list = None
         self._users_memory = UsersMemory()
 
@@ -104,6 +114,7 @@ class Service:
             log.info("cacherr serving on %s", self.server.url)
             self.worker.start()
             self.planner.start()
+            self._start_alerts()
             self._schedule_jobs()
             self._submit("cycle", self.full_cycle)
             while not self.stopping.is_set():
@@ -127,6 +138,8 @@ class Service:
         self.reload_requested.set()
 
     def _shutdown(self) -> None:
+        if self.alerting is not None:
+            self.alerting.stop()
         self.queue.close()
         self._jobs.put(None)
         if self.worker.is_alive():
@@ -144,10 +157,11 @@ class Service:
 
     def _submit(self, name: str, function) -> None:
         """Queue a job for the planner thread, unless the same job is already waiting."""
-        if name in self._queued_jobs:
-            return
-        self._queued_jobs.add(name)
-        self._jobs.put((name, function))
+        with self._jobs_lock:
+            if name in self._queued_jobs:
+                return
+            self._queued_jobs.add(name)
+            self._jobs.put((name, function))
 
     def _plan_jobs(self) -> None:
         """The planner thread: runs jobs one at a time, with its own ledger connection."""
@@ -158,7 +172,8 @@ class Service:
                 if job is None or self.stopping.is_set():
                     return
                 name, function = job
-                self._queued_jobs.discard(name)
+                with self._jobs_lock:
+                    self._queued_jobs.discard(name)
                 self._job_started = self.clock()
                 try:
                     self._job(name, function)
@@ -185,9 +200,37 @@ class Service:
         every = max(1, int(self.config.schedule.every_seconds))
         sessions_every = max(1, int(self.config.schedule.sessions_every_seconds))
         self.scheduler.every(every).seconds.do(self._submit, "cycle", self.full_cycle)
-        self.scheduler.every(sessions_every).seconds.do(self._submit, "sessions",
-                                                        self.watch_sessions)
+        self.scheduler.every(sessions_every).seconds.do(self._poll_sessions)
         self.metrics.set_schedule(every, self.clock() + every)
+
+    # -- Plex's alert stream ---------------------------------------------------------
+
+    def _start_alerts(self) -> None:
+        if self.config.plex.alerts:
+            self.alerting = Alerting(
+                self.config, self.metrics, self.playbacks, wake_sessions=self._wake_sessions,
+                wake_added=self._wake_added,
+                polled_sessions=lambda: self._active_sessions).start()
+
+    def _poll_sessions(self) -> None:
+        """The scheduled poll: every sessions_every, unless the alert stream reports
+        playbacks and Plex answered the last round (then only a backstop poll every
+        BACKSTOP_SECONDS)."""
+        if (self.alerting is not None and self.alerting.covers_sessions() and self._plex_answered
+                and self.clock() - self._last_sessions_poll < BACKSTOP_SECONDS):
+            return
+        self._submit("sessions", self.watch_sessions)
+
+    def _wake_sessions(self, stopped: bool) -> None:
+        """An alert: a playback began or ended; a stop also plans `when: complete` rules."""
+        if stopped:
+            self._plan_after_stop.set()
+        self._submit("sessions", self.watch_sessions)
+
+    def _wake_added(self) -> None:
+        """An alert: a new movie or episode is ready; plan the `recently_added` rules."""
+        if any(r.select == "recently_added" for r in self.config.rules):
+            self._submit("added", self.added_round)
 
     def _recover(self) -> None:
         ledger = Ledger.open(self.config.state_dir)
@@ -245,29 +288,55 @@ class Service:
                  f"; sources down: {failed}" if failed else "")
 
     def watch_sessions(self) -> None:
-        """Poll live sessions; on a new playback, plan the `playing` rules at once."""
+        """Poll live sessions; on a new playback, plan the `playing` rules at once (and
+        when one ended, the `when: complete` ones)."""
+        self._last_sessions_poll = self.clock()
+        stopped = self._plan_after_stop.is_set()
+        self._plan_after_stop.clear()
         playing = tuple(r for r in self.config.rules if r.select == "playing")
         selection = self._select(self.config, now=self.clock(), rules=playing)
         self._observe_selection(selection)
         keys = {(s.user_name, s.item.rating_key) for s in selection.sessions}
-        new = keys - self._seen_sessions
+        new, gone = keys - self._seen_sessions, self._seen_sessions - keys
         self._seen_sessions = keys
-        if not new:
+        ended = (stopped or bool(gone)) and any(r.when == "complete" for r in playing)
+        if new:
+            log.info("new playback(s): %s", ", ".join(
+                f"{session.user_name}: {session.item.title}" for session in selection.sessions
+                if (session.user_name, session.item.rating_key) in new))
+            cached = {entry.relative_path for entry in self.ledger.files()}
+            for session in selection.sessions:
+                if session.cacheable and (session.user_name, session.item.rating_key) in new:
+                    paths = self._live_by_item.get(session.item.rating_key, ())
+                    self.metrics.record_playback_start(any(path in cached for path in paths))
+                    self.playbacks.started(session.item.rating_key,
+                                           [path for path in paths if path not in cached])
+        if self.playbacks.confirm({rating_key for _, rating_key in keys}):
+            self._recheck_soon()  # an alert named a playback /status/sessions does not list yet
+        if not (new or ended) or not playing or self.dry_run:
             return
-        log.info("new playback(s): %s", ", ".join(
-            f"{session.user_name}: {session.item.title}" for session in selection.sessions
-            if (session.user_name, session.item.rating_key) in new))
-        cached = {entry.relative_path for entry in self.ledger.files()}
-        located_live = self._live_by_item
-        for session in selection.sessions:
-            if session.cacheable and (session.user_name, session.item.rating_key) in new:
-                hit = any(path in cached for path in located_live.get(session.item.rating_key, ()))
-                self.metrics.record_playback_start(hit)
-        if not playing or self.dry_run:
+        self._plan_round(playing, selection)
+
+    def _recheck_soon(self) -> None:
+        timer = threading.Timer(RECHECK_SECONDS, self._submit, ("sessions", self.watch_sessions))
+        timer.daemon = True
+        timer.start()
+
+    def added_round(self) -> None:
+        """Plan the `recently_added` rules at once (an alert said a new item is ready)."""
+        rules = tuple(r for r in self.config.rules if r.select == "recently_added")
+        if not rules:
             return
+        selection = self._select(self.config, now=self.clock(), rules=rules)
+        self._observe_selection(selection)
+        if not self.dry_run:
+            self._plan_round(rules, selection)
+
+    def _plan_round(self, rules, selection) -> None:
+        """Plan some rules from their selection; their transfers go first in the queue."""
         planned_at = self.clock()
         _, gathered, plan = plan_cycle(self.config, self.ledger, now=planned_at,
-                                       rules=playing, select=lambda *a, **k: selection)
+                                       rules=rules, select=lambda *a, **k: selection)
         self.queue.put_first(self._transfers(plan.actions, gathered), planned_at=planned_at)
         record_round(self.ledger, gathered.plan_input, selection.failed_rules, gathered)
 
@@ -284,7 +353,14 @@ class Service:
             return
         if config.cache != self.config.cache or config.state_dir != self.config.state_dir:
             log.warning("reload: cache: and state_dir changes apply after a restart")
+        stream_changed = config.plex != self.config.plex
         self.config = config
+        if stream_changed:
+            if self.alerting is not None:
+                self.alerting.stop()
+                self.alerting = None
+            self.metrics.init_alerts(config.plex.alerts)
+            self._start_alerts()
         self.metrics.init_rules(r.name for r in config.rules)
         self.metrics.init_sources(self._sources_used(config))
         self.metrics.record_config_reload(True)
@@ -320,6 +396,8 @@ class Service:
         return found
 
     def _observe_selection(self, selection) -> None:
+        self._active_sessions = len(selection.sessions)
+        self._plex_answered = "plex" not in selection.failed_sources
         self.metrics.set_active_sessions(len(selection.sessions))
         self._live_by_item = self._live_relative_paths(selection)
         self._live_files = {p for paths in self._live_by_item.values() for p in paths}
@@ -416,6 +494,9 @@ class Service:
             self.metrics.record_failure(direction, reason)
         elif (report.cached_files, report.evicted_files) != before[:2]:
             self.metrics.record_move(direction, action.size_bytes)
+            waited = self.playbacks.cached(action.relative_path) if action.kind == "cache" else None
+            if waited is not None:
+                self.metrics.observe_playback_to_cached(waited)
 
     def _guard_holds(self) -> str | None:
         """Why no new transfer may start now (the Unraid mover, a parity check)."""

@@ -145,6 +145,7 @@ def _build_plex(plex: dict[str, Any]) -> model.PlexConfig:
         watchlist_rss=plex.get("watchlist_rss") or None,
         user_tokens=dict(plex.get("user_tokens") or {}),
         timeout_seconds=parse_duration(plex.get("timeout", "30s")),
+        alerts=bool(plex.get("alerts", True)),
     )
 
 

@@ -39,6 +39,7 @@ class PlexConfig:
     watchlist_rss: str | None = field(default=None, repr=False)
     user_tokens: dict[str, str] = field(default_factory=dict, repr=False)
     timeout_seconds: float = 30.0
+    alerts: bool = True  # listen to the alert stream; polling stays the fallback
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,12 @@ PLEX = block(
             {"alice": "${ALICE_TOKEN}"}, default={}),
         "timeout": duration("Timeout of each request to Plex, plex.tv and Trakt.", "30s",
                             default="30s"),
+        "alerts": boolean(
+            "Listen to the server's alert stream (its notification websocket) to cache a "
+            "playback the moment it starts, and new items as soon as they are added. "
+            "Sessions are polled every `schedule.sessions_every` whenever the stream is "
+            "down; turn it off if a proxy in front of Plex blocks websockets.", True,
+            default=True),
     },
     {"url": "http://192.168.1.10:32400", "token": "${PLEX_TOKEN}"},
     required=("url", "token"),
@@ -318,8 +324,10 @@ SCHEMA: dict[str, Any] = {
                        {"client_id": "${TRAKT_CLIENT_ID}"}, default={}),
         "schedule": block("When cycles run.", {
             "every": duration("A full cycle: select, plan, move, evict.", "1h", default="1h"),
-            "sessions_every": duration("Poll live sessions for `select: playing` rules.",
-                                       "30s", default="30s"),
+            "sessions_every": duration(
+                "Poll live sessions for `select: playing` rules whenever Plex's alert stream "
+                "(`plex.alerts`) is down; while it is up, playbacks are noticed at once and "
+                "sessions are polled every 5 minutes as a backstop.", "30s", default="30s"),
         }, {"every": "1h", "sessions_every": "30s"}, default={}),
         "notify": block("Notifications through Apprise.", {
             "urls": string_list("Apprise URLs; `unraid://` sends Unraid's own notifications. "

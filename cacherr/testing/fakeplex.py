@@ -10,7 +10,8 @@ host); all share one `Scenario` and one lock. Use it as a context manager:
 Control (Python methods, or POST /_fakeplex/<method> with a JSON object of arguments on
 any of the ports): start_session, stop_session, mark_watched, set_progress,
 watchlist_add, watchlist_remove, fail, hang, clear_faults, release_hangs, and
-`requests` / `count()` to count what clients asked.
+`requests` / `count()` to count what clients asked. Session and library changes are also
+pushed on the PMS alert stream (`fake.alerts`, see fakealerts.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from xml.etree import ElementTree as ET
 
 from cacherr.testing.fake_sessions import render_session
+from cacherr.testing.fakealerts import PATH as ALERTS_PATH
+from cacherr.testing.fakealerts import AlertHub
 from cacherr.testing.scenarios import Episode, Movie, Scenario, Season, Show
 
 SERVICES = ("pms", "plextv", "discover", "metadata", "trakt", "rss")
@@ -75,6 +78,7 @@ class FakePlex:
         self._servers: dict[str, ThreadingHTTPServer] = {}
         self._threads: list[threading.Thread] = []
         self._session_counter = 0
+        self.alerts = AlertHub(self._live_sessions)
         self._index()
 
     # ------------------------------------------------------------------ lifecycle
@@ -89,10 +93,12 @@ class FakePlex:
                                       daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.alerts.start()
         return self
 
     def stop(self) -> None:
         self._release.set()
+        self.alerts.close()
         for server in self._servers.values():
             server.shutdown()
             server.server_close()
@@ -161,16 +167,32 @@ class FakePlex:
         names no file), version=N (which Media plays), media_id=N (a Media id the library
         no longer has), kind="live"|"track"|"clip" (with title, file, section), no_user=True."""
         with self.lock:
-            self.scenario.sessions.append(
-                {"user": user, "rating_key": int(rating_key), "state": state, "offset_ms": offset_ms,
-                 **shape})
+            session = {"user": user, "rating_key": int(rating_key), "state": state,
+                       "offset_ms": offset_ms, **shape}
+            self.scenario.sessions.append(session)
+            self.session_key(session)
+        self.alerts.playing(session)
 
     def stop_session(self, user: str, rating_key: int | None = None) -> None:
         with self.lock:
-            self.scenario.sessions = [
-                s for s in self.scenario.sessions
-                if not (s["user"] == user and (rating_key is None or s["rating_key"] == int(rating_key)))
-            ]
+            ending = [s for s in self.scenario.sessions if s["user"] == user and (
+                rating_key is None or s["rating_key"] == int(rating_key))]
+            self.scenario.sessions = [s for s in self.scenario.sessions if s not in ending]
+        for session in ending:
+            self.alerts.playing(dict(session, session_key=self.session_key(session)),
+                                state="stopped")
+
+    def session_key(self, session: dict) -> int:
+        """A session's key, stable while it lives (given on first use, like PMS's)."""
+        with self.lock:
+            if "session_key" not in session:
+                self._session_counter += 1
+                session["session_key"] = self._session_counter
+            return session["session_key"]
+
+    def _live_sessions(self) -> list[dict]:
+        with self.lock:
+            return [dict(s, session_key=self.session_key(s)) for s in self.scenario.sessions]
 
     def mark_watched(self, user: str, rating_key: int, at: float | None = None) -> None:
         with self.lock:
@@ -243,11 +265,13 @@ class FakePlex:
                                 if n.type in ("movie", "show")}
 
     def add_movie(self, movie: Movie) -> None:
-        """Add a movie to the library (as a scan would)."""
+        """Add a movie to the library (as a scan would, telling the alert stream)."""
         with self.lock:
             self.scenario.movies.append(movie)
             self.scenario.__post_init__()
             self._index()
+        self.alerts.item_added(movie.rating_key, "movie", movie.section, movie.title,
+                               int(movie.added_at))
 
     def user_by_server_token(self, token: str | None):
         for user in self.scenario.users:
@@ -505,11 +529,22 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["Retry-After"] = str(fault.retry_after)
             self._send(fault.status, b"<html>fault injected</html>", "text/html", headers)
             return
+        if self.service == "pms" and self.path_only == ALERTS_PATH:
+            self._alert_stream(token)
+            return
         try:
             with fake.lock:
                 getattr(self, _SERVICE_METHODS[self.service])(method, token)
         except _HTTPError as error:
             self._send(error.status, error.body.encode(), "text/html")
+
+    def _alert_stream(self, token: str | None) -> None:
+        """The PMS notification websocket: the owner's token only (it shows every session)."""
+        user = self.fake.user_by_server_token(token)
+        if user is None or user.kind != "owner":
+            self._send(401, b"<html><head><title>Unauthorized</title></head></html>", "text/html")
+            return
+        self.fake.alerts.serve(self)
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
         self.send_response(status)
@@ -762,8 +797,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _sessions(self, r: _Renderer) -> None:
         elements = []
-        for number, session in enumerate(self.fake.scenario.sessions, 1):
-            el = render_session(self.fake, r, session, number)
+        for session in self.fake.scenario.sessions:
+            el = render_session(self.fake, r, session, self.fake.session_key(session))
             if el is not None:
                 elements.append(el)
         self._page(elements)

@@ -17,38 +17,44 @@ from cacherr.testing.world import (  # noqa: F401 - re-exported for the tests
     small_world,
 )
 
-RULES = """\
+HEAD = """\
 version: 1
-plex: {{url: '{plex_url}', token: OWNER-TOKEN, timeout: 5s}}
+plex: {{url: '{plex_url}', token: OWNER-TOKEN, timeout: 5s{plex_extra}}}
 paths: [{{plex: {plex_root}, host: '{view}'}}]
 cache:
   layout: union
   union: {{view: '{view}', fast: '{fast}', slow: ['{slow}']}}
   max_size: 90%
   min_free: 1MiB
+"""
+BODY = """\
 rules:
   - name: continue-watching
     select: ondeck
     episodes_ahead: 2
-    keep: {{while: selected}}
+    keep: {while: selected}
     priority: 80
   - name: watchlists
     select: watchlist
-    keep: {{while: selected}}
+    keep: {while: selected}
     priority: 50
   - name: trending
     select: trakt
     list: movies/trending
-    keep: {{while: selected}}
+    keep: {while: selected}
     priority: 20
-trakt: {{client_id: trakt-client-id}}
-state_dir: '{state}'
+trakt: {client_id: trakt-client-id}
 """
 
 
-def write_rules(path: Path, fake: FakePlex, sandbox, state: Path) -> Path:
-    path.write_text(RULES.format(plex_url=fake.pms_url, plex_root=PLEX_ROOT, view=sandbox.view,
-                                 fast=sandbox.fast, slow=f"{sandbox.root}/disk*", state=state))
+def write_rules(path: Path, fake: FakePlex, sandbox, state: Path, body: str = BODY,
+                plex_extra: str = "") -> Path:
+    """Write a rules file for the union sandbox: the common head, `body` (rules and any
+    other keys; default: On Deck, watchlists and Trakt), and `state` as state_dir."""
+    path.write_text(HEAD.format(plex_url=fake.pms_url, plex_root=PLEX_ROOT, view=sandbox.view,
+                                fast=sandbox.fast, slow=f"{sandbox.root}/disk*",
+                                plex_extra=plex_extra)
+                    + body + f"state_dir: '{state}'\n")
     return path
 
 

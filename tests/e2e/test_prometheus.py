@@ -44,6 +44,9 @@ def sample_metrics() -> Metrics:
     metrics.record_playback_start(cache_hit=False)
     metrics.record_notification("summary", ok=True)
     metrics.record_recovered(1)
+    metrics.set_alerts_connected(False)  # Plex answers (source_up), its alert stream does not
+    metrics.record_alert("playing")
+    metrics.observe_playback_to_cached(0.4)
     return metrics
 
 
@@ -99,3 +102,9 @@ def test_the_source_down_alert_expression_sees_the_down_source(scraped):
     expr = next(q.expr for q in alert_queries() if q.origin == "alert SourceDown")
     result = scraped.query(expr)["data"]["result"]
     assert [series["metric"]["source"] for series in result] == ["trakt"]
+
+
+def test_the_alert_stream_down_expression_sees_a_stream_down_while_plex_answers(scraped):
+    expr = next(q.expr for q in alert_queries() if q.origin == "alert AlertStreamDown")
+    result = scraped.query(expr)["data"]["result"]
+    assert [series["metric"]["__name__"] for series in result] == ["cacherr_alerts_connected"]

@@ -112,7 +112,9 @@ def test_the_running_service_is_watched_by_prometheus_promtool_and_apprise(obser
         assert len(series) >= len(alert_queries())
         prometheus.wait_for_results(series, timeout_seconds=40)
     # source_down then source_recovered, and the dead receiver never stopped the loop.
+    # Plex goes down: its alert stream closes with it, and sessions are polled again.
     fake.fail("pms", "/", status=500)
+    fake.alerts.kill()
     wait_for(lambda: any("down" in t.lower() for t in receiver.titles()), timeout_seconds=20,
              what="source_down")
     fake.clear_faults()

@@ -19,7 +19,7 @@ def run_promtool(*arguments: str) -> subprocess.CompletedProcess:
 def test_promtool_check_rules_accepts_the_alert_rules():
     completed = run_promtool("check", "rules", "cacherr.rules.yml")
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert "SUCCESS: 7 rules found" in completed.stdout
+    assert "SUCCESS: 8 rules found" in completed.stdout
 
 
 def test_promtool_test_rules_passes_a_firing_and_a_quiet_case_for_each_alert():
@@ -35,7 +35,7 @@ def test_every_alert_has_a_promtool_case_that_fires_and_one_that_stays_quiet():
     tests = yaml.safe_load((PROMETHEUS_DIR / "cacherr.rules.test.yml").read_text())
     alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
     assert alerts == {"CacherrDown", "NoRecentSuccess", "SchedulerStalled", "CacheAlmostFull",
-                      "SourceDown", "MoveFailures", "ConfigReloadFailed"}
+                      "SourceDown", "MoveFailures", "ConfigReloadFailed", "AlertStreamDown"}
     firing, quiet = set(), set()
     for case in tests["tests"]:
         for check in case["alert_rule_test"]:

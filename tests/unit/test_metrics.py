@@ -98,6 +98,7 @@ def test_every_bounded_label_set_is_exposed_at_zero_before_any_event():
         "cacherr_notifications": [{"event": e} for e in catalogue.EVENTS],
         "cacherr_notification_failures": [{"event": e} for e in catalogue.EVENTS],
         "cacherr_job_failures": [{"job": j} for j in catalogue.JOBS],
+        "cacherr_alerts_received": [{"type": t} for t in catalogue.ALERT_TYPES],
     }
     for family, label_list in expected.items():
         found = {tuple(sorted(sample.labels.items())): sample.value
@@ -242,3 +243,31 @@ def test_the_remaining_updates_land_on_their_metrics():
     assert get("cacherr_schedule_interval_seconds") == 3600.0
     assert get("cacherr_cache_budget_bytes") == 800
     assert get("cacherr_build_info", {"version": catalogue.__version__}) == 1
+
+
+def test_the_alert_stream_gauge_exists_only_while_the_stream_is_used():
+    metrics = Metrics()
+    get = metrics.registry.get_sample_value
+    metrics.set_alerts_connected(True)
+    assert get("cacherr_alerts_connected") == 1
+    metrics.init_alerts(False)
+    assert get("cacherr_alerts_connected") is None
+    assert "cacherr_alerts_connected" not in metrics.exposition().decode()
+    metrics.init_alerts(False)  # twice is harmless
+    metrics.init_alerts(True)
+    assert get("cacherr_alerts_connected") == 0, "back, and not claiming a connection"
+
+
+def test_alerts_count_by_bounded_type_and_playback_delays_land_in_sub_second_buckets():
+    metrics = Metrics()
+    get = metrics.registry.get_sample_value
+    for kind in ("playing", "playing", "timeline", "transcodeSession.update"):
+        metrics.record_alert(kind)
+    assert get("cacherr_alerts_received_total", {"type": "playing"}) == 2
+    assert get("cacherr_alerts_received_total", {"type": "other"}) == 1
+    metrics.observe_playback_to_cached(0.3)
+    metrics.observe_playback_to_cached(-1.0)  # a clock step back is not a negative delay
+    metrics.observe_playback_to_cached(42.0)
+    bucket = lambda le: get("cacherr_playback_to_cached_seconds_bucket", {"le": le})  # noqa: E731
+    assert (bucket("0.25"), bucket("0.5"), bucket("60.0")) == (1, 2, 3)
+    assert get("cacherr_playback_to_cached_seconds_count") == 3
