@@ -85,7 +85,7 @@ class Draft:
     """Everything `cacherr init` writes. Optional values left None are not written."""
 
     source: str = "no earlier tool's settings"
-    plex_url: str = "http://127.0.0.1:32400"
+    plex_url: Value = "http://127.0.0.1:32400"
     plex_url_comment: str = ""
     plex_token: Value = Ref("PLEX_TOKEN")
     plex_token_comment: str = "set PLEX_TOKEN in the environment (or write the token here)"
