@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from cacherr.state.statedir import StateDirError, check_state_dir
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_SECONDS = 2.0
+TICK_SECONDS = 0.5
 DEFAULT_LISTEN = ("0.0.0.0", 5445)
 ERRORS_LOGGED = 20
 
@@ -106,14 +108,20 @@ class RulesWaiter:
         server.start()
         try:
             seen = _fingerprint(self.path)
+            next_check = time.monotonic() + self.check_every_seconds
             while config is None:
                 self._not_ready(problems)
                 self.health.heartbeat()
                 self.metrics.heartbeat()
-                self.wake.wait(self.check_every_seconds)
+                # Short waits: a signal may land on a server thread, and the main thread
+                # runs its handler only once it wakes up.
+                self.wake.wait(min(TICK_SECONDS, self.check_every_seconds))
                 if self.stopping.is_set():
                     log.info("stopped while waiting for a valid rules file")
                     return None
+                if not self.wake.is_set() and time.monotonic() < next_check:
+                    continue
+                next_check = time.monotonic() + self.check_every_seconds
                 now = _fingerprint(self.path)
                 if self.wake.is_set() or now != seen:
                     self.wake.clear()

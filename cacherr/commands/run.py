@@ -24,7 +24,12 @@ log = logging.getLogger(__name__)
 
 def run(args) -> int:
     if getattr(args, "wait_for_rules", False) and not args.once:
-        config = _wait_for_rules(args)
+        try:
+            config = _wait_for_rules(args)
+        except OSError as error:  # the address to answer /health on is taken
+            print(f"cacherr: cannot serve /health while waiting for the rules: {error}",
+                  file=sys.stderr)
+            return EXIT_FAILURE
         if config is None:
             return EXIT_OK
     else:

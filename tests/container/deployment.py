@@ -8,18 +8,21 @@ PLEX_TOKEN pointing at the project's fake Plex on loopback (host networking).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
+import tempfile
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cacherr.testing.fakeplex import FakePlex
 from cacherr.testing.sandbox import Sandbox
+from cacherr.testing.scenarios import Scenario
 from tests.container.podman import Podman
-from tests.helpers import wait_for
+from tests.helpers import get_local, wait_for
 
 PUID, PGID = 99, 100
 STOP_TIMEOUT_SECONDS = 30
@@ -105,14 +108,7 @@ class Deployment:
     # -- HTTP --------------------------------------------------------------------------
 
     def get(self, path: str) -> tuple[int, bytes]:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(f"http://127.0.0.1:{self.port}{path}", timeout=10) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-        except OSError:
-            return 0, b""
+        return get_local(self.port, path)
 
     def health(self) -> dict:
         status, body = self.get("/health")
@@ -140,6 +136,31 @@ class Deployment:
         except AssertionError as error:
             raise AssertionError(f"{error}\n--- container log ---\n{self.logs()[-3000:]}") \
                 from None
+
+
+@contextlib.contextmanager
+def deployed(image, scenario: Scenario, *, name: str, disks: int = 2,
+             prepare: Callable[[Deployment], None] | None = None,
+             mount_var_run: bool = True) -> Iterator[Deployment]:
+    """A running container of `image` (a tests.container.conftest.Image) for `scenario`,
+    in a fresh work folder; `prepare(deployment)` runs before it starts. On exit the
+    container, the sandbox's mounts and the folder are removed."""
+    top = Path(tempfile.mkdtemp(dir="/tmp", prefix="cacherr-ctr-"))
+    os.chmod(top, 0o755)  # the container's user must be able to enter
+    try:
+        with FakePlex(scenario) as fake, \
+                Sandbox(top / "mnt", disks=disks, fast_size_bytes=128 * 1024 * 1024) as sandbox:
+            deployment = Deployment(image.podman, image.tag, top / "host", fake, sandbox,
+                                    name=name, mount_var_run=mount_var_run)
+            if prepare is not None:
+                prepare(deployment)
+            deployment.start()
+            try:
+                yield deployment
+            finally:
+                deployment.remove()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def rules(port: int, *, every: str = "2s", extra_cache: str = "", dry_run: bool = False) -> str:

@@ -15,6 +15,7 @@ bridges or firewall rules), the overlay driver where the kernel allows it, else 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -28,6 +29,8 @@ SUITE = "bookworm"
 BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
 BASE_MAX_AGE_SECONDS = 7 * 86400
 TOOLS = ("podman", "debootstrap", "runc", "conmon")
+SYSTEM_BLOB_CACHE = (Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb"),
+                     Path("/var/lib/containers/cache"), Path("/var/lib/containers"))
 
 
 class PodmanError(Exception):
@@ -103,6 +106,9 @@ class Podman:
             f'tmp_dir = "{work / "tmp"}"\n'
             f'volume_path = "{work / "volumes"}"\n')
         self.driver = "overlay"
+        # podman's image library keeps a blob-info cache at this fixed place for root,
+        # whatever --root says: removed at close() unless it was there before.
+        self._created = [path for path in SYSTEM_BLOB_CACHE if not path.exists()]
         self.env = {**os.environ, "CONTAINERS_CONF": str(self.conf), "TMPDIR": str(work / "tmp")}
         (work / "tmp").mkdir(exist_ok=True)
 
@@ -146,6 +152,12 @@ class Podman:
                 self.reset()
         _unmount_under(self.work)
         shutil.rmtree(self.work, ignore_errors=True)
+        for path in self._created:  # the cache file, then its folders if left empty
+            if path.is_dir():
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _unmount_under(folder: Path) -> None:

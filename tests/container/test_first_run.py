@@ -7,37 +7,22 @@ host's /var/run is not visible), and whose mover list is under /mnt."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from cacherr.testing.fakeplex import FakePlex
-from cacherr.testing.sandbox import Sandbox
 from cacherr.testing.scenarios import Scenario, Section, User
-from tests.container.deployment import PGID, PUID, Deployment, rules, tree_owners_and_modes
+from tests.container.deployment import PGID, PUID, deployed, rules, tree_owners_and_modes
 
 
 @pytest.fixture
 def first_start(image):
-    top = Path(tempfile.mkdtemp(dir="/tmp", prefix="cacherr-ctr-first-"))
-    os.chmod(top, 0o755)
     scenario = Scenario(sections=[Section(1, "Movies", "movie", "/data/media/Movies")],
                         movies=[], shows=[], users=[User("owner", 1, "owner", "OWNER-TOKEN")],
                         now=time.time())
-    try:
-        with FakePlex(scenario) as fake, Sandbox(top / "mnt", disks=1) as sandbox:
-            deployed = Deployment(image.podman, image.tag, top / "host", fake, sandbox,
-                                  name="cacherr-test-first", mount_var_run=False)
-            deployed.start()
-            try:
-                yield deployed
-            finally:
-                deployed.remove()
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
+    with deployed(image, scenario, name="cacherr-test-first", disks=1,
+                  mount_var_run=False) as running:
+        yield running
 
 
 def test_the_first_start_writes_the_starter_file_and_waits_healthy_until_it_is_valid(

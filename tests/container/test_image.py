@@ -13,22 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from cacherr.host.container import CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID
-from cacherr.testing.fakeplex import FakePlex
-from cacherr.testing.sandbox import Sandbox
 from cacherr.testing.scenarios import Movie, Scenario, Section, User, Version
 from tests.container.deployment import (
     PGID,
     PUID,
     STOP_TIMEOUT_SECONDS,
     Deployment,
+    deployed,
     rules,
     tree_owners_and_modes,
 )
@@ -62,34 +59,26 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _prepare(deployment: Deployment) -> None:
+    sandbox = deployment.sandbox
+    theirs = sandbox.write_file(THEIRS, os.urandom(64 * KiB), disk=1, uid=OWNER_UID,
+                                gid=OWNER_UID)
+    os.chmod(theirs, 0o640)
+    os.utime(theirs, ns=(OLD_MTIME_NS, OLD_MTIME_NS))
+    os.chown(theirs.parent, OWNER_UID, OWNER_UID)
+    os.chmod(theirs.parent, 0o750)
+    sandbox.write_file(BIG, os.urandom(BIG_BYTES), disk=2)
+    sandbox.write_file(HELD, os.urandom(64 * KiB), disk=1)
+    rules_file = deployment.config / "rules.yaml"
+    rules_file.write_text(rules(deployment.port, extra_cache=f"  bandwidth: {BANDWIDTH}\n"))
+    os.chown(deployment.config, PUID, PGID)
+    os.chown(rules_file, PUID, PGID)
+
+
 @pytest.fixture(scope="module")
 def deployment(image):
-    top = Path(tempfile.mkdtemp(dir="/tmp", prefix="cacherr-ctr-"))
-    os.chmod(top, 0o755)
-    try:
-        with FakePlex(_scenario()) as fake, \
-                Sandbox(top / "mnt", disks=2, fast_size_bytes=128 * MiB) as sandbox:
-            theirs = sandbox.write_file(THEIRS, os.urandom(64 * KiB), disk=1,
-                                        uid=OWNER_UID, gid=OWNER_UID)
-            os.chmod(theirs, 0o640)
-            os.utime(theirs, ns=(OLD_MTIME_NS, OLD_MTIME_NS))
-            os.chown(theirs.parent, OWNER_UID, OWNER_UID)
-            os.chmod(theirs.parent, 0o750)
-            sandbox.write_file(BIG, os.urandom(BIG_BYTES), disk=2)
-            sandbox.write_file(HELD, os.urandom(64 * KiB), disk=1)
-            deployed = Deployment(image.podman, image.tag, top / "host", fake, sandbox,
-                                  name="cacherr-test-main")
-            rules_file = deployed.config / "rules.yaml"
-            rules_file.write_text(rules(deployed.port, extra_cache=f"  bandwidth: {BANDWIDTH}\n"))
-            os.chown(deployed.config, PUID, PGID)
-            os.chown(rules_file, PUID, PGID)
-            deployed.start()
-            try:
-                yield deployed
-            finally:
-                deployed.remove()
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
+    with deployed(image, _scenario(), name="cacherr-test-main", prepare=_prepare) as running:
+        yield running
 
 
 def test_pid_1_runs_as_puid_pgid_with_exactly_the_four_capabilities(deployment):

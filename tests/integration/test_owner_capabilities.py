@@ -18,26 +18,12 @@ import pytest
 
 from cacherr.testing.sandbox import Sandbox
 from tests.helpers import require_fuse, require_tool
+from tests.integration.test_engine_guards import OWNER_SCRIPT
 
 REPO = Path(__file__).resolve().parents[2]
 PUID, PGID = 99, 100
 OWNER = 1000
 MTIME_NS = 1_600_000_000_123_456_789
-
-CACHE_SCRIPT = """
-import sys
-from pathlib import Path
-from cacherr.config.model import UnionLayout
-from cacherr.engine import Engine, EngineError
-from cacherr.state.ledger import Ledger
-root = Path(sys.argv[1])
-union = UnionLayout(view=None, fast=root / "cache", slow=(root / "disk1",))
-engine = Engine(Ledger.open(root / "state"), layout="union", original="shadow", union=union)
-try:
-    print(engine.cache(sys.argv[2]).outcome)
-except EngineError as error:
-    print(type(error).__name__, error)
-"""
 
 
 @pytest.fixture
@@ -59,7 +45,7 @@ def _cache_as_puid(box: Sandbox, relative: str, capabilities: str) -> str:
     done = subprocess.run(
         [setpriv, f"--reuid={PUID}", f"--regid={PGID}", "--clear-groups",
          f"--inh-caps=-all,{capabilities}", f"--ambient-caps=-all,{capabilities}",
-         sys.executable, "-c", CACHE_SCRIPT, str(box.root), relative],
+         sys.executable, "-c", OWNER_SCRIPT, str(box.root), relative],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr

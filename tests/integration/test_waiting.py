@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ import pytest
 from cacherr.testing.sandbox import Sandbox
 from cacherr.waiting import RulesWaiter, listen_address
 from tests.container.deployment import free_port
-from tests.helpers import require_fuse, wait_for
+from tests.helpers import get_local, require_fuse, wait_for
 
 RULES = """\
 version: 1
@@ -41,19 +39,8 @@ def _valid(box: Sandbox, tmp_path: Path) -> str:
     return RULES.format(view=box.view, fast=box.fast, slow=box.slow[0], state=tmp_path / "state")
 
 
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""
-
-
 def _waiting_health(port: int) -> dict | None:
-    status, body = _get(port, "/health")
+    status, body = get_local(port, "/health")
     if status != 200:
         return None
     health = json.loads(body)
@@ -87,7 +74,7 @@ def test_a_missing_file_is_waited_for_healthy_and_sighup_starts_once_it_is_valid
 
     def user():
         seen["health"] = wait_for(lambda: _waiting_health(port), what="the idle /health")
-        seen["metrics"] = _get(port, "/metrics")
+        seen["metrics"] = get_local(port, "/metrics")
         rules.write_text("version: 1\nplex: {url: x}\n")  # saved half-way: still invalid
         os.kill(os.getpid(), signal.SIGHUP)
         wait_for(lambda: "plex.token" in str((_waiting_health(port) or {}).get("problems")),
@@ -106,7 +93,7 @@ def test_a_missing_file_is_waited_for_healthy_and_sighup_starts_once_it_is_valid
     status, metrics = seen["metrics"]
     assert status == 200 and b"cacherr_config_last_reload_successful 0.0" in metrics
     assert seen["half"]["status"] == "degraded"
-    assert _get(port, "/health")[0] == 0  # the waiting server is gone: the service binds next
+    assert get_local(port, "/health")[0] == 0  # the waiting server is gone: the service binds next
     assert signal.getsignal(signal.SIGHUP) is not waiter._on_hup
 
 
@@ -144,7 +131,7 @@ def test_a_state_dir_that_cannot_hold_state_is_waited_out_too(sandbox, tmp_path)
     done.set()
     assert "state_dir" in seen["health"]["config"]["waiting_for_rules"]
     assert not (sandbox.fast / "state").exists()  # nothing was written
-    assert _get(port, "/health")[0] == 0
+    assert get_local(port, "/health")[0] == 0
 
 
 def test_the_waiting_address_is_cacherr_listen_then_the_file_s_then_the_default(tmp_path):
