@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", help="the service (or one cycle with --once)")
     run.add_argument("--once", action="store_true", help="run one full cycle, then exit")
     run.add_argument("--dry-run", action="store_true", help="plan and report, move nothing")
+    run.add_argument("--wait-for-rules", action="store_true",
+                     help="while the rules file is missing or invalid, stay up (answering "
+                          "/health) and start once it is valid (the container's default)")
 
     plan = command("plan", help="what the next cycle would do; changes nothing")
     plan.add_argument("--json", action="store_true", help="pure JSON on stdout")

@@ -66,6 +66,7 @@ class HealthState:
         self._guards: dict[str, str] = {}
         self._untracked: tuple[str, ...] = ()
         self._config_error: str | None = None
+        self._waiting_for_rules: str | None = None
 
     # -- updates from the loop --------------------------------------------------------
 
@@ -119,6 +120,11 @@ class HealthState:
         with self._lock:
             self._config_error = None if ok else (error or "the rules file was rejected")
 
+    def set_waiting_for_rules(self, problems: str | None) -> None:
+        """Record that no valid rules file is loaded yet, and why (`run --wait-for-rules`)."""
+        with self._lock:
+            self._waiting_for_rules = problems
+
     def set_state_dir_error(self, error: str | None) -> None:
         """Record that writing to the state directory failed (None: it works again)."""
         with self._lock:
@@ -141,6 +147,7 @@ class HealthState:
             guards = dict(self._guards)
             untracked = self._untracked
             config_error = self._config_error
+            waiting_for_rules = self._waiting_for_rules
             reported_state_dir_error = self._state_dir_error
         failing: list[str] = []
         degraded: list[str] = []
@@ -167,6 +174,8 @@ class HealthState:
             degraded.append(f"{len(untracked)} cached file(s) changed and were untracked")
         if config_error:
             degraded.append(f"reload rejected, old rules kept: {config_error}")
+        if waiting_for_rules:
+            degraded.append(f"idle, waiting for a valid rules file: {waiting_for_rules}")
 
         status = FAILING if failing else DEGRADED if degraded else OK
         return {
@@ -186,7 +195,8 @@ class HealthState:
             "last_cycle": asdict(last_cycle) if last_cycle is not None else None,
             "guards": guards,
             "untracked": {"count": len(untracked), "paths": list(untracked[:UNTRACKED_LISTED])},
-            "config": {"last_reload_ok": config_error is None, "error": config_error},
+            "config": {"last_reload_ok": config_error is None, "error": config_error,
+                       "waiting_for_rules": waiting_for_rules},
         }
 
 

@@ -46,10 +46,33 @@ if [ "$(id -u)" = 0 ] && [ -d "$config_dir" ] && [ "$(stat -c %u "$config_dir")"
     chown "$PUID:$PGID" "$config_dir" || true
 fi
 
-if [ "$(id -u)" != 0 ] || [ "$PUID" = 0 ]; then
-    exec "$@"
+# as_puid [exec] COMMAND...: run COMMAND (with `exec`: become it) as PUID:PGID, keeping
+# the four capabilities as ambient ones. Not root, or PUID=0: as we are.
+as_puid() {
+    become=
+    if [ "$1" = exec ]; then become=yes; shift; fi
+    if [ "$(id -u)" != 0 ] || [ "$PUID" = 0 ]; then
+        ${become:+exec} "$@"
+    else
+        ${become:+exec} setpriv --reuid="$PUID" --regid="$PGID" --clear-groups \
+            --inh-caps=-all,+chown,+fowner,+fsetid,+dac_override \
+            --ambient-caps=-all,+chown,+fowner,+fsetid,+dac_override \
+            -- "$@"
+    fi
+}
+
+# First start: no rules file yet. Write the starter one (dry_run: true; Plex's address
+# from $PLEX_URL, the token from $PLEX_TOKEN) as PUID:PGID; `run --wait-for-rules` then
+# stays up, healthy but idle, until it is valid.
+if [ "$#" -ge 2 ] && [ "$1" = cacherr ] && [ "$2" = run ] && [ -n "${CACHERR_CONFIG:-}" ] \
+        && [ ! -e "$CACHERR_CONFIG" ]; then
+    echo "entrypoint: no rules file at $CACHERR_CONFIG: writing a starter one" >&2
+    if as_puid cacherr init; then
+        echo "entrypoint: edit $CACHERR_CONFIG (paths, plex; keep dry_run: true until" \
+             "'cacherr plan' looks right); it is picked up when saved" >&2
+    else
+        echo "entrypoint: could not write $CACHERR_CONFIG; see above" >&2
+    fi
 fi
-exec setpriv --reuid="$PUID" --regid="$PGID" --clear-groups \
-    --inh-caps=-all,+chown,+fowner,+fsetid,+dac_override \
-    --ambient-caps=-all,+chown,+fowner,+fsetid,+dac_override \
-    -- "$@"
+
+as_puid exec "$@"

@@ -45,3 +45,19 @@ def wait_for(predicate, timeout_seconds: float = 30.0, interval_seconds: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_seconds}s waiting for {what}")
         time.sleep(interval_seconds)
+
+
+def get_local(port: int, path: str, timeout_seconds: float = 10.0) -> tuple[int, bytes]:
+    """GET http://127.0.0.1:PORT/PATH without any proxy: (status, body); (0, b"") when
+    nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://127.0.0.1:{port}{path}", timeout=timeout_seconds) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""

@@ -11,7 +11,7 @@ import sys
 from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cacherr.commands.config_file import ConfigUnavailable, load_config
 from cacherr.commands.plan import open_ledger_read_only
-from cacherr.doctor import audit, host_checks
+from cacherr.doctor import audit, container_checks, host_checks
 from cacherr.state.ledger import Ledger
 from cacherr.state.lock import AlreadyRunning, RunLock
 
@@ -28,6 +28,7 @@ def run(args) -> int:
     findings += host_checks.check_branches(config)
     findings += host_checks.check_state(config)
     findings += host_checks.check_unraid(config)
+    findings += container_checks.check_container(config)
     lock = RunLock(config.state_dir)
     fix = args.fix
     if fix:

@@ -23,6 +23,7 @@ from pathlib import Path
 from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cacherr.config import dotenv
 from cacherr.config.loader import check_text
+from cacherr.host.container import in_container
 from cacherr.migrate import common, from_env, from_plexcache
 from cacherr.migrate.draft import Draft, PathEntry, Ref, render
 from cacherr.migrate.plex_library import PlexUnreachable, apply_libraries, fetch_libraries
@@ -163,7 +164,12 @@ def _draft(args) -> Draft:
             raise _Refused(f"{args.from_plexcache} is not a PlexCache settings object")
         return from_plexcache.convert(data, f"the PlexCache settings {args.from_plexcache}")
     draft = Draft(source="no earlier tool's settings (a starter file)")
-    if os.environ.get("PLEX_URL"):
+    if in_container():
+        # Never 127.0.0.1:32400: on a bridge network that is the container itself.
+        draft.plex_url = Ref("PLEX_URL")
+        draft.plex_url_comment = ("the container's PLEX_URL variable: Plex as this container "
+                                  "reaches it, e.g. http://192.168.1.10:32400")
+    elif os.environ.get("PLEX_URL"):
         try:
             draft.plex_url = common.normalise_plex_url(os.environ["PLEX_URL"])
             draft.plex_url_comment = "from $PLEX_URL"
@@ -180,14 +186,23 @@ def _token(draft: Draft) -> str | None:
     return draft.plex_token
 
 
+def _plex_url(draft: Draft) -> str | None:
+    if isinstance(draft.plex_url, Ref):
+        return os.environ.get(draft.plex_url.name) or None
+    return draft.plex_url
+
+
 def _complete(draft: Draft) -> None:
     """Ask Plex for its library folders, then fill in what a valid file still needs."""
-    token = _token(draft)
-    if token:
+    token, url = _token(draft), _plex_url(draft)
+    if token and url is None:
+        draft.paths_comments.append("PLEX_URL is not set: Plex could not be asked for its "
+                                    "library folders (set it and run init again).")
+    elif token:
         try:
-            apply_libraries(draft, fetch_libraries(draft.plex_url, token))
+            apply_libraries(draft, fetch_libraries(url, token))
         except PlexUnreachable as error:
-            draft.paths_comments.append(f"Plex at {draft.plex_url} was not reachable ({error}): "
+            draft.paths_comments.append(f"Plex at {url} was not reachable ({error}): "
                                         "its library folders could not be proposed.")
     else:
         draft.paths_comments.append("No Plex token to ask Plex for its library folders "
@@ -212,6 +227,8 @@ def _validation_environ(draft: Draft) -> dict[str, str]:
     environ = dict(os.environ)
     for name in {"PLEX_TOKEN", *draft.references}:
         environ[name] = draft.references.get(name) or environ.get(name) or "placeholder"
+    if isinstance(draft.plex_url, Ref) and not environ.get(draft.plex_url.name):
+        environ[draft.plex_url.name] = "http://plex.invalid:32400"
     return environ
 
 

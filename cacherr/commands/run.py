@@ -28,10 +28,20 @@ NOTIFY_TIMEOUT_SECONDS = 30
 
 
 def run(args) -> int:
-    try:
-        config = load_config(args)
-    except ConfigUnavailable:
-        return EXIT_USAGE
+    if getattr(args, "wait_for_rules", False) and not args.once:
+        try:
+            config = _wait_for_rules(args)
+        except OSError as error:  # the address to answer /health on is taken
+            print(f"cacherr: cannot serve /health while waiting for the rules: {error}",
+                  file=sys.stderr)
+            return EXIT_FAILURE
+        if config is None:
+            return EXIT_OK
+    else:
+        try:
+            config = load_config(args)
+        except ConfigUnavailable:
+            return EXIT_USAGE
     try:
         check = check_state_dir(config.state_dir)
     except StateDirError as error:
@@ -53,6 +63,18 @@ def run(args) -> int:
         return _once(config, dry_run=args.dry_run or config.dry_run)
     finally:
         lock.release()
+
+
+def _wait_for_rules(args):
+    """The Config once the rules file is valid, or None if stopped first (cacherr.waiting)."""
+    from cacherr.config import loader
+    from cacherr.waiting import RulesWaiter
+
+    try:
+        path = loader.discover(args.config)
+    except loader.ConfigNotFound:
+        path = loader.DEFAULT_LOCATIONS[0]
+    return RulesWaiter(path).wait()
 
 
 def _once(config, *, dry_run: bool) -> int:

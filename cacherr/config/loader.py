@@ -16,6 +16,7 @@ from cacherr.config.errors import ConfigError, Problem
 from cacherr.config.units import format_bytes, parse_duration, parse_size
 from cacherr.config.validate import schema_problems
 from cacherr.config.yamlpos import MAX_FILE_BYTES, decode, parse
+from cacherr.host.container import default_mover_list
 
 DEFAULT_LOCATIONS = (
     Path("rules.yaml"),
@@ -177,7 +178,8 @@ def _build_cache(cache: dict[str, Any], layout: str, state_dir: Path,
         transfers=model.Transfers(to_cache=transfers.get("to_cache", 2),
                                   to_slow=transfers.get("to_slow", 1)),
         mover_exclude_file=Path(cache.get("mover_exclude_file")
-                                or state_dir / "mover-exclude.txt"),
+                                or default_mover_list(state_dir, union.fast if union
+                                                      else symlink.dir)),
         defer_while_playing=cache.get("defer_while_playing", "never"),
         bandwidth_bytes_per_second=(parse_size(bandwidth, allow_percent=False).bytes
                                     if bandwidth else None),

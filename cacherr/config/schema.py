@@ -208,7 +208,9 @@ CACHE = block(
             {"to_cache": 2, "to_slow": 1}, default={"to_cache": 2, "to_slow": 1}),
         "mover_exclude_file": string(
             "The list of cached fast-branch paths for Unraid's Mover Tuning plugin (\"Ignore "
-            "files listed inside of a text file\"). Default: mover-exclude.txt in state_dir.",
+            "files listed inside of a text file\"). Default: mover-exclude.txt in state_dir; in "
+            "a container whose state_dir is not under /mnt, "
+            "/mnt/POOL/appdata/cacherr/mover-exclude.txt (a path the host sees too).",
             "/mnt/cache/appdata/cacherr/mover-exclude.txt", default=None, minLength=1),
         "defer_while_playing": enum(
             "Hold transfers while someone streams: `never`, `same_disk` (only transfers that "

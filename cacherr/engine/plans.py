@@ -16,18 +16,24 @@ from cacherr.engine.actions import Action
 from cacherr.engine.copy import identity_of
 from cacherr.engine.errors import NoSpace, Refused
 from cacherr.host import unraid
+from cacherr.host.container import can_keep_any_owner
 from cacherr.state.ledger import CachedFile
+
+MISSING_CAPABILITIES = "the capabilities CHOWN, FOWNER and FSETID"
 
 
 def require_owner(path: Path, st: os.stat_result) -> None:
-    """Invariant 8: without root, a file or folder of another owner (or of a group we are
-    not in) cannot keep its owner on the other side: Refused, the file is skipped."""
-    if os.geteuid() == 0:
+    """Invariant 8: without the capabilities to keep any owner (CHOWN, FOWNER and FSETID:
+    root's, or the image's), a file or folder of another owner (or of a group we are not in)
+    cannot keep its owner on the other side: Refused, the file is skipped."""
+    if can_keep_any_owner():
         return
     if st.st_uid != os.geteuid():
-        raise Refused(path, f"owned by uid {st.st_uid}: its owner cannot be kept without root")
+        raise Refused(path, f"owned by uid {st.st_uid}: its owner cannot be kept without root "
+                      f"(or {MISSING_CAPABILITIES})")
     if st.st_gid != os.getegid() and st.st_gid not in os.getgroups():
-        raise Refused(path, f"group {st.st_gid} cannot be kept without root")
+        raise Refused(path, f"group {st.st_gid} cannot be kept without root "
+                      f"(or {MISSING_CAPABILITIES})")
 
 
 def require_owners(files_and_folders: Sequence[Path]) -> None:

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from cacherr.config.model import HostConfig
+from cacherr.host.container import in_container, mounted_from_outside, sees_host_pids
 
 _INI_LINE = re.compile(r'^\s*([A-Za-z0-9_.]+)\s*=\s*"?(.*?)"?\s*$')
 
@@ -116,17 +117,39 @@ def unraid_version(host: HostConfig) -> tuple[int, ...] | None:
     return tuple(int(n) for n in numbers[:3]) or None
 
 
-def mover_running(host: HostConfig) -> bool | None:
-    """True if the mover's PID file names a live process; None if the file's folder is not
-    visible (unknown)."""
+def mover_running(host: HostConfig, *, container: bool | None = None,
+                  host_pids: bool | None = None) -> bool | None:
+    """Whether the Unraid mover runs, from its PID file: True, False, or None (unknown).
+
+    The mover writes the file when it starts and deletes it when it is done. On the host,
+    a file naming a live process means running, a stale one (its process gone) not. In a
+    container (`container`; detected when None) two things are hidden from cacherr:
+    - the host's processes, unless it shares the host's PID namespace (`host_pids`,
+      e.g. `--pid=host`): then a present file means running, as in Mover Tuning's own
+      page, since the PID names nothing here, or one of the container's own processes;
+    - the host's /var/run itself, unless mounted: a missing file in the container's own
+      folder says nothing, so the guard is unknown (SPEC §4: never "not running").
+    """
     pid_file = host.mover_pid_file
+    if container is None:
+        container = in_container()
+    if host_pids is None:
+        host_pids = sees_host_pids()
     if not pid_file.parent.is_dir():
         return None
     try:
-        pid = int(pid_file.read_text().strip() or "0")
+        text = pid_file.read_text().strip()
     except FileNotFoundError:
+        if container and not mounted_from_outside(pid_file.parent):
+            return None
         return False
-    except (OSError, ValueError):
+    except OSError:
+        return None
+    if not host_pids:
+        return True
+    try:
+        pid = int(text or "0")
+    except ValueError:
         return None
     if pid <= 0:
         return False

@@ -95,7 +95,7 @@ class Draft:
     """Everything `cacherr init` writes. Optional values left None are not written."""
 
     source: str = "no earlier tool's settings"
-    plex_url: str = GUESSED_PLEX_URL
+    plex_url: Value = GUESSED_PLEX_URL
     plex_url_comment: str = ("CHECK: a guess (Plex on this host); write your Plex server's "
                              "address")
     plex_token: Value = Ref("PLEX_TOKEN")

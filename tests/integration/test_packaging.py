@@ -378,7 +378,11 @@ def test_the_community_applications_template_follows_dockerman_s_rules():
     assert by_target["UMASK"].get("Default") == "022"
     for config in configs:
         secret = re.search(r"TOKEN|SECRET|PASSWORD|KEY|CLIENT_ID|URL", config.get("Target"))
+        secret = secret and config.get("Target") != "PLEX_URL"  # an address, not a secret
         assert (config.get("Mask") == "true") == bool(secret), config.get("Target")
+    # Plex as the container reaches it: the starter rules file refers to ${PLEX_URL}.
+    assert by_target["PLEX_URL"].get("Display") == "always"
+    assert "127.0.0.1 is the container itself" in by_target["PLEX_URL"].get("Description")
 
 
 def test_hadolint_passes_on_the_dockerfile():
@@ -398,7 +402,11 @@ def test_the_dockerfile_and_compose_file_carry_the_packaging_contract():
     by_keyword: dict[str, list[str]] = {}
     for keyword, rest in instructions:
         by_keyword.setdefault(keyword.upper(), []).append(rest.strip())
-    assert by_keyword["FROM"][0].startswith("python:3.12-slim")
+    # Debian's own base with Debian's Python: what tests/container bootstraps and builds.
+    assert by_keyword["FROM"] == ["debian:bookworm-slim"]
+    assert any("-c constraints.txt" in run for run in by_keyword["RUN"])
+    assert any("unraid-plugin/constraints.txt" in copy for copy in by_keyword["COPY"])
+    assert by_keyword["CMD"] == ['["run", "--wait-for-rules"]']
     assert by_keyword["EXPOSE"] == ["5445"]
     assert by_keyword["STOPSIGNAL"] == ["SIGTERM"]
     assert by_keyword["HEALTHCHECK"][0].endswith('CMD ["cacherr", "healthcheck"]')
@@ -417,8 +425,10 @@ def test_the_dockerfile_and_compose_file_carry_the_packaging_contract():
     assert any(volume.endswith(":/config") for volume in volumes)
     for read_only in ("/var/local/emhttp", "/var/run", "/boot/config"):
         assert f"{read_only}:{read_only}:ro" in volumes
+    assert set(compose["environment"]) >= {"PUID", "PGID", "UMASK", "PLEX_URL", "PLEX_TOKEN"}
     ignored = (REPO / ".dockerignore").read_text().splitlines()
     assert ignored[1] == "*" and "!cacherr/" in ignored and "!docker/entrypoint.sh" in ignored
+    assert "!unraid-plugin/constraints.txt" in ignored
 
 
 def test_the_entrypoint_drops_to_puid_keeping_the_capabilities_to_preserve_ownership(tmp_path):
@@ -451,8 +461,14 @@ def test_the_entrypoint_drops_to_puid_keeping_the_capabilities_to_preserve_owner
     as_command = subprocess.run([entrypoint, "plan", "--json"], capture_output=True, text=True,
                                 env=environ)
     assert as_command.stdout.strip() == "cacherr plan --json"
+    # No rules file yet: the starter one is written first (as PUID, see the first line).
+    (fake_bin / "cacherr").write_text('#!/bin/sh\necho "cacherr $* as $(id -u):$(id -g)"\n')
     default = subprocess.run([entrypoint], capture_output=True, text=True, env=environ)
-    assert default.stdout.strip() == "cacherr run"
+    assert default.stdout.split("\n")[:2] == ["cacherr init as 99:100", "cacherr run as 99:100"]
+    assert "writing a starter one" in default.stderr
+    (config / "rules.yaml").write_text("version: 1\n")
+    default = subprocess.run([entrypoint], capture_output=True, text=True, env=environ)
+    assert default.stdout.strip() == "cacherr run as 99:100"
     bad = subprocess.run([entrypoint, "run"], capture_output=True, text=True,
                          env={**environ, "UMASK": "9z"})
     assert bad.returncode == 2 and "UMASK" in bad.stderr

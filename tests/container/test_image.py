@@ -1,0 +1,183 @@
+"""The image for real: built from the Dockerfile, run as the template and compose run it,
+against a sandbox /mnt and the fake Plex.
+
+One container serves the tests of this module in order (a container start costs seconds):
+who PID 1 is, /health, /metrics and the HEALTHCHECK, a file of another owner cached with
+its owner, mode and times, the mover list where the host can read it, `podman stop`
+mid-copy and the recovery on restart, the host's mover PID file holding transfers, and
+who owns what cacherr wrote in /config. The first start without any rules file has its
+own container, at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from cacherr.host.container import CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID
+from cacherr.testing.scenarios import Movie, Scenario, Section, User, Version
+from tests.container.deployment import (
+    PGID,
+    PUID,
+    STOP_TIMEOUT_SECONDS,
+    Deployment,
+    deployed,
+    rules,
+    tree_owners_and_modes,
+)
+from tests.helpers import wait_for
+
+KiB, MiB = 1024, 1024 * 1024
+OWNER_UID = 1000
+OLD_MTIME_NS = 1_500_000_000_987_654_321
+THEIRS = "Movies/Theirs (2001)/Theirs (2001).mkv"
+BIG = "Movies/Big (2001)/Big (2001).mkv"
+HELD = "Movies/Held (2001)/Held (2001).mkv"
+BIG_BYTES = 16 * MiB
+BANDWIDTH = "4MB"  # the big file takes about 4 s: long enough to stop mid-copy
+IMAGE_CAPABILITIES = (1 << CAP_CHOWN) | (1 << CAP_DAC_OVERRIDE) | (1 << CAP_FOWNER) | (1 << CAP_FSETID)
+
+
+def _scenario() -> Scenario:
+    def movie(key: int, relative: str, size: int, labels: list[str]) -> Movie:
+        title = Path(relative).parent.name.split(" (")[0]
+        return Movie(key, title, 2001, [Version([(f"/data/media/{relative}", size)])],
+                     labels=labels)
+
+    return Scenario(
+        sections=[Section(1, "Movies", "movie", "/data/media/Movies")],
+        movies=[movie(301, THEIRS, 64 * KiB, ["cache"]), movie(302, BIG, BIG_BYTES, []),
+                movie(303, HELD, 64 * KiB, [])],
+        shows=[], users=[User("owner", 1, "owner", "OWNER-TOKEN")], now=time.time())
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _prepare(deployment: Deployment) -> None:
+    sandbox = deployment.sandbox
+    theirs = sandbox.write_file(THEIRS, os.urandom(64 * KiB), disk=1, uid=OWNER_UID,
+                                gid=OWNER_UID)
+    os.chmod(theirs, 0o640)
+    os.utime(theirs, ns=(OLD_MTIME_NS, OLD_MTIME_NS))
+    os.chown(theirs.parent, OWNER_UID, OWNER_UID)
+    os.chmod(theirs.parent, 0o750)
+    sandbox.write_file(BIG, os.urandom(BIG_BYTES), disk=2)
+    sandbox.write_file(HELD, os.urandom(64 * KiB), disk=1)
+    rules_file = deployment.config / "rules.yaml"
+    rules_file.write_text(rules(deployment.port, extra_cache=f"  bandwidth: {BANDWIDTH}\n"))
+    os.chown(deployment.config, PUID, PGID)
+    os.chown(rules_file, PUID, PGID)
+
+
+@pytest.fixture(scope="module")
+def deployment(image):
+    with deployed(image, _scenario(), name="cacherr-test-main", prepare=_prepare) as running:
+        yield running
+
+
+def test_pid_1_runs_as_puid_pgid_with_exactly_the_four_capabilities(deployment):
+    deployment.wait_healthy("the service to answer /health")
+    status = dict(line.split(":", 1) for line in
+                  deployment.exec("cat", "/proc/1/status").stdout.splitlines() if ":" in line)
+    assert status["Uid"].split() == [str(PUID)] * 4
+    assert status["Gid"].split() == [str(PGID)] * 4
+    assert status["Groups"].split() == []
+    assert int(status["CapEff"], 16) == IMAGE_CAPABILITIES
+    assert int(status["CapAmb"], 16) == IMAGE_CAPABILITIES
+    command = deployment.exec("cat", "/proc/1/cmdline").stdout.split("\0")
+    assert "cacherr" in " ".join(command) and "run" in command
+
+
+def test_health_metrics_and_the_image_s_healthcheck_answer(deployment):
+    health = deployment.wait_healthy("a first cycle", lambda h: h.get("last_cycle"))
+    assert health["status"] in ("ok", "degraded") and health["config"]["last_reload_ok"]
+    assert health["guards"]["mover"] == "not_running"
+    assert health["guards"]["parity_check"] == "not_running"
+    assert deployment.metric("cacherr_build_info", 'version="0.1.0"') == 1
+    assert deployment.metric("cacherr_config_last_reload_successful") == 1
+    assert deployment.inspect("{{.Config.Healthcheck.Test}}") == "[CMD cacherr healthcheck]"
+    assert deployment.podman("healthcheck", "run", deployment.name, check=False).returncode == 0
+
+
+def test_another_owners_0640_file_is_cached_keeping_owner_mode_and_mtime(deployment):
+    fast = deployment.sandbox.fast
+    wait_for(lambda: (fast / THEIRS).exists(), timeout_seconds=60, interval_seconds=0.2,
+             what=f"{THEIRS} on the pool\n{deployment.logs()[-2000:]}")
+    copy = os.stat(fast / THEIRS)
+    assert (copy.st_uid, copy.st_gid, copy.st_mode & 0o7777) == (OWNER_UID, OWNER_UID, 0o640)
+    assert copy.st_mtime_ns == OLD_MTIME_NS
+    assert _digest(fast / THEIRS) == _digest(deployment.sandbox.slow[0] / THEIRS)
+    folder = os.stat((fast / THEIRS).parent)
+    assert (folder.st_uid, folder.st_gid, folder.st_mode & 0o777) == (OWNER_UID, OWNER_UID, 0o750)
+    assert "owner cannot be kept" not in deployment.logs()
+    # The mover list: under /mnt, so Mover Tuning on the host reads the same path.
+    mover_list = fast / "appdata" / "cacherr" / "mover-exclude.txt"
+    wait_for(lambda: mover_list.exists() and f"/mnt/cache/{THEIRS}" in mover_list.read_text(),
+             what="the cached file in the mover list")
+
+
+def test_podman_stop_mid_copy_exits_0_in_time_leaves_no_temporary_file_and_restart_recovers(
+        deployment):
+    big_folder = deployment.sandbox.fast / Path(BIG).parent
+
+    def temporary_files() -> list[str]:
+        if not big_folder.is_dir():
+            return []
+        return [p.name for p in big_folder.iterdir() if p.name != Path(BIG).name]
+
+    with deployment.fake.lock:
+        deployment.fake.scenario.movies[1].labels.append("cache")
+    wait_for(temporary_files, timeout_seconds=60, interval_seconds=0.05,
+             what="the big file's copy in progress")
+    assert not (deployment.sandbox.fast / BIG).exists(), "the copy must still be running"
+    status, _ = deployment.get("/health")  # a long copy never blocks the health check
+    assert status == 200 and temporary_files()
+    seconds, exit_code = deployment.stop()
+    assert exit_code == 0, deployment.logs()[-3000:]
+    assert seconds < STOP_TIMEOUT_SECONDS
+    assert temporary_files() == []
+    assert not (deployment.sandbox.fast / BIG).exists()
+    assert _digest(deployment.sandbox.slow[1] / BIG) == _digest(deployment.sandbox.view / BIG)
+
+    deployment.restart()
+    deployment.wait_healthy("the restarted service")
+    wait_for(lambda: (deployment.sandbox.fast / BIG).exists(), timeout_seconds=90,
+             interval_seconds=0.2, what=f"{BIG} cached after the restart")
+    assert temporary_files() == []
+    assert _digest(deployment.sandbox.fast / BIG) == _digest(deployment.sandbox.slow[1] / BIG)
+    assert _digest(deployment.sandbox.view / BIG) == _digest(deployment.sandbox.fast / BIG)
+
+
+def test_the_host_s_mover_pid_file_holds_new_transfers(deployment):
+    # The host's mover: a PID that names nothing in the container's PID namespace.
+    deployment.mover_pid_file.write_text(f"{os.getpid()}\n")
+    with deployment.fake.lock:
+        deployment.fake.scenario.movies[2].labels.append("cache")
+    held = 'reason="mover_running"'
+    health = deployment.wait_healthy(
+        "the mover guard to hold a transfer",
+        lambda h: h.get("guards", {}).get("mover") == "running"
+        and (deployment.metric("cacherr_moves_skipped_total", held) or 0) >= 1)
+    assert health["guards"]["mover"] == "running"
+    assert not (deployment.sandbox.fast / HELD).exists()
+    assert "waits: mover_running" in deployment.logs()
+    deployment.mover_pid_file.unlink()
+    deployment.wait_healthy("the mover guard to see the mover gone",
+                            lambda h: h.get("guards", {}).get("mover") == "not_running")
+
+
+def test_what_cacherr_wrote_in_config_belongs_to_puid_and_is_not_group_or_world_writable(
+        deployment):
+    found = tree_owners_and_modes(deployment.config)
+    assert "state" in found and any(name.startswith("state/") for name in found), found
+    for name, (uid, gid, mode) in found.items():
+        assert (uid, gid) == (PUID, PGID), f"{name}: {uid}:{gid}"
+        assert mode & 0o022 == 0, f"{name}: {oct(mode)}"
+    mover_list = os.stat(deployment.sandbox.fast / "appdata/cacherr/mover-exclude.txt")
+    assert (mover_list.st_uid, mover_list.st_gid) == (PUID, PGID)
