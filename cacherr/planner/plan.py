@@ -51,6 +51,9 @@ class _Entry:
     queues: dict[str, int] = field(default_factory=dict)  # queue → position in it
     # Some rule wants it outside any queue (a movie, a pinned file): no cut holds it back.
     free_standing: bool = True
+    # The queues its leaving cuts: those of rules that would want it back as a newcomer
+    # (a file whose keep ran out leaves no gap: its position is simply no longer wanted).
+    cuts: dict[str, int] = field(default_factory=dict)
     left_off: str = ""  # a newcomer that cannot come (cooldown, too_large): it cuts its queues
 
     @property
@@ -71,7 +74,7 @@ class _Queues:
         self._cut: dict[str, int] = {}
 
     def cut(self, entry: _Entry) -> None:
-        for queue, position in entry.queues.items():
+        for queue, position in entry.cuts.items():
             self._cut[queue] = min(self._cut.get(queue, position), position)
 
     def beyond_a_cut(self, entry: _Entry) -> bool:
@@ -272,7 +275,9 @@ def _incumbent(plan_input: PlanInput, cached: CachedFile, wants: dict[str, Want]
                   uses_disk=cached.kind != "adopted",
                   queues=_queues_of(wants[name] for name in keeping if name in wants),
                   free_standing=any(name not in wants or not wants[name].queues
-                                    for name in keeping))
+                                    for name in keeping),
+                  cuts=_queues_of(wants[name] for name in keeping if name in wants and
+                                  _newcomer_keeps(plan_input, name, path, by_rule)))
 
 
 def _newcomer(plan_input: PlanInput, path: str, wants: dict[str, Want],
@@ -284,7 +289,7 @@ def _newcomer(plan_input: PlanInput, path: str, wants: dict[str, Want],
         adopt = path in plan_input.on_fast
         return _Entry(path, want.size_bytes, want.priority, (name,), tuple(sorted(want.users)),
                       False, adopt=adopt, uses_disk=not adopt, queues=_queues_of([want]),
-                      free_standing=not want.queues)
+                      free_standing=not want.queues, cuts=_queues_of([want]))
     rules = [name for name in sorted(wants) if _newcomer_keeps(plan_input, name, path, by_rule)]
     if not rules:
         return None
@@ -300,4 +305,5 @@ def _newcomer(plan_input: PlanInput, path: str, wants: dict[str, Want],
         uses_disk=not adopt,
         queues=_queues_of(wants[name] for name in rules),
         free_standing=any(not wants[name].queues for name in rules),
+        cuts=_queues_of(wants[name] for name in rules),
     )

@@ -154,7 +154,7 @@ def test_a_partial_round_evicts_nothing_for_rules_it_did_not_evaluate(world):
 def test_planning_again_right_after_executing_a_plan_gives_no_actions(world):
     plan = make_plan(world)
     again = make_plan(execute(world, plan))
-    assert again.moves == (), (plan.actions, again.actions)
+    assert again.moves == (), "\n".join(map(str, plan.actions + ("--",) + again.actions))
 
 
 @PROPERTY
