@@ -33,6 +33,16 @@ class AheadSpec:
         return bool(self.episodes or self.seconds or self.auto)
 
 
+def spec_of(rule) -> AheadSpec:
+    """A rule's look-ahead. For `auto`, a cached file stays for the rule's keep (`for`,
+    else `min`, else `grace`), and at least a day: a viewer's pace is per day."""
+    keep = rule.keep
+    stays = keep.for_seconds or keep.min_seconds or keep.grace_seconds or 0.0
+    return AheadSpec(episodes=rule.episodes_ahead, seconds=rule.ahead_seconds,
+                     auto=rule.ahead_auto, max_episodes=rule.ahead_max,
+                     horizon_seconds=max(DAY_SECONDS, stays))
+
+
 @dataclass(frozen=True)
 class Pace:
     """Episodes a user finished per day; `scope` says of what ("this show", "all shows")."""
