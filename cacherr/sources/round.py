@@ -327,7 +327,8 @@ class Round:
         show = following[0].show_title if following else str(need.show)
         users = tuple(sorted(need.users))
         chosen = window(need.spec, runtimes, ", ".join(users), show or str(need.show), need.pace)
-        if following:
+        if following and (need.spec.seconds is not None or need.spec.auto):
+            # a fixed episodes_ahead needs no explaining
             self.windows.append(LookAhead(rule, users, show or str(need.show), chosen.count,
                                           chosen.reason))
         queue = queue_of(need.users, need.show)

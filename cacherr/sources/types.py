@@ -240,4 +240,4 @@ class SelectionResult:
     users: tuple[User, ...] = ()
     sessions: tuple[Session, ...] = ()
     plays: tuple[Play, ...] = ()  # only when select_all is given history_since
-    windows: tuple[LookAhead, ...] = ()  # each look-ahead window and why (plan, ls)
+    windows: tuple[LookAhead, ...] = ()  # each `ahead:` window and why (plan, ls)
