@@ -10,7 +10,7 @@ import time
 
 from cacherr.commands import EXIT_OK, EXIT_USAGE
 from cacherr.commands.config_file import ConfigUnavailable, load_config
-from cacherr.commands.plan import open_ledger_read_only
+from cacherr.commands.plan import open_ledger_read_only, print_windows
 from cacherr.config.units import format_bytes
 from cacherr.cycle.listing import cached_files, filtered
 
@@ -25,6 +25,9 @@ def run(args) -> int:
     ledger = open_ledger_read_only(config.state_dir)
     try:
         listing = filtered(cached_files(config, ledger), user=args.user, rule=args.rule)
+        windows = [dict(w, users=w["users"].split(", ")) for w in ledger.lookahead()]
+        windows = [w for w in windows if (args.rule is None or w["rule"] == args.rule) and
+                   (args.user is None or args.user.casefold() in map(str.casefold, w["users"]))]
     finally:
         ledger.close()
     if args.format == "json":
@@ -44,6 +47,7 @@ def run(args) -> int:
             print(_row(format_bytes(entry["size_bytes"]), entry["kind"], since,
                        ",".join(entry["rules"]) or "-", ",".join(entry["users"]) or "-",
                        entry["path"]))
+        print_windows(windows)
         total = sum(entry["size_bytes"] for entry in listing)
         print(f"{len(listing)} files, {format_bytes(total)}", file=sys.stderr)
     return EXIT_OK

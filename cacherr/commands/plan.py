@@ -57,8 +57,11 @@ def run(args) -> int:
               "add_bytes": plan.add_bytes, "free_bytes": plan.free_bytes,
               "failed_sources": {source: redact(why)
                                  for source, why in selection.failed_sources.items()}}
+    windows = [{"rule": w.rule, "users": list(w.users), "show": w.show,
+                "episodes": w.episodes, "reason": w.reason} for w in selection.windows]
     if args.json:
-        json.dump({"actions": rows, "totals": totals}, sys.stdout, indent=2)
+        json.dump({"actions": rows, "lookahead": windows, "totals": totals}, sys.stdout,
+                  indent=2)
         sys.stdout.write("\n")
         return EXIT_OK
     for row in rows:
@@ -66,6 +69,7 @@ def run(args) -> int:
         print(f"{row['action']:<6} {format_bytes(row['size_bytes']):>10}  "
               f"p{row['priority']:<3} {','.join(row['rules']) or '-':<20} "
               f"{','.join(row['users']) or '-':<16} {row['path']}  ({what})")
+    print_windows(windows)
     print(f"budget {format_bytes(plan.budget_bytes)}, cached now {format_bytes(plan.used_bytes)}"
           f", will add {format_bytes(plan.add_bytes)}, will free {format_bytes(plan.free_bytes)}",
           file=sys.stderr)
@@ -91,3 +95,10 @@ def _to(config, action, where) -> str:
     if action.kind == "skip":
         return ""
     return f"{_fast(config)}/{action.relative_path}"
+
+
+def print_windows(windows) -> None:
+    """One line per look-ahead window: rule, users, show, and why that many episodes."""
+    for window in windows:
+        print(f"ahead  {window['episodes']:>3} ep  {window['rule']:<20} "
+              f"{', '.join(window['users']):<16} {window['show']}: {window['reason']}")

@@ -22,9 +22,9 @@ WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
 _COMMON_RULE_KEYS = {"name", "select", "keep", "priority", "users", "libraries", "versions",
                      "max_file_size"}
 _SELECTOR_KEYS = {
-    "ondeck": {"within", "episodes_ahead"},
+    "ondeck": {"within", "episodes_ahead", "ahead", "ahead_max"},
     "watchlist": {"episodes"},
-    "playing": {"when", "within", "episodes_ahead"},
+    "playing": {"when", "within", "episodes_ahead", "ahead", "ahead_max"},
     "recently_added": {"within"},
     "pinned": {"label", "paths"},
     "trakt": {"list", "limit", "episodes"},
@@ -175,6 +175,12 @@ def _check_rules(c: Checker) -> None:
             c.problem(("rules", index), "select: pinned needs a 'label' or 'paths'")
         if select == "playing" and rule.get("when") == "complete" and "within" not in rule:
             c.problem(("rules", index), "select: playing with when: complete needs 'within'")
+        if "ahead" in rule and "episodes_ahead" in rule:
+            c.problem(("rules", index, "ahead"), "use either 'ahead' or 'episodes_ahead', "
+                      "not both", at_key=True)
+        if "ahead_max" in rule and rule.get("ahead") != "auto":
+            c.problem(("rules", index, "ahead_max"), "'ahead_max' goes with 'ahead: auto'",
+                      at_key=True)
         _check_keep(c, index, rule.get("keep"))
 
 

@@ -104,6 +104,9 @@ class Rule:
     priority: int = 50
     within_seconds: float | None = None
     episodes_ahead: int = 0
+    ahead_seconds: float | None = None  # ahead: 3h
+    ahead_auto: bool = False  # ahead: auto
+    ahead_max: int = 10
     episodes: int = 1
     when: str = "start"  # playing: start | complete
     list: str | None = None  # trakt

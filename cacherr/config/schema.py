@@ -266,6 +266,17 @@ RULE = {
                            "items added in it.", "14d", default=None),
         "episodes_ahead": integer("ondeck, playing: also the next N episodes, across "
                                   "seasons.", 5, default=0, minimum=0, maximum=100),
+        "ahead": _key(
+            {"type": "string", "pattern": r"^(auto|([0-9]+[smhdw])+)$",
+             "x-error": "is not a look-ahead: use a viewing time (e.g. 3h, 90m) or auto"},
+            "ondeck, playing: instead of a fixed `episodes_ahead`, the next episodes (across "
+            "seasons) until their runtime covers this much viewing, never fewer than one; "
+            "`auto` sizes the window from each user's own pace: the episodes of this show "
+            "(or, with fewer than three, of any show) they finished per day over the last "
+            "30 days, times how long a cached file stays (the rule's keep `for`, `min` or "
+            "`grace`, at least a day), up to `ahead_max`.", "3h", default=None),
+        "ahead_max": integer("ondeck, playing with `ahead: auto`: the most episodes ahead.",
+                             10, default=10, minimum=1, maximum=100),
         "episodes": integer("watchlist, trakt: for shows, the first N unwatched episodes.",
                             1, default=1, minimum=1, maximum=100),
         "when": enum("playing: `start` (live sessions) or `complete` (playbacks that "

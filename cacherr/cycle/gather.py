@@ -15,6 +15,7 @@ from pathlib import Path
 from cacherr.config.model import Config
 from cacherr.cycle.locate import Located, Locator
 from cacherr.planner import PlanInput, Space, Want
+from cacherr.sources.types import LookAhead
 from cacherr.state.ledger import Attribution, Ledger
 
 COOLDOWN_SECONDS = 6 * 3600.0
@@ -27,6 +28,7 @@ class Gathered:
     items: dict[str, str]  # relative path → what it is, for logs
     outside_roots: list[str] = field(default_factory=list)  # host paths refused
     rating_keys: dict[str, int] = field(default_factory=dict)  # relative path → Plex item
+    windows: tuple[LookAhead, ...] = ()  # the look-ahead windows this round chose
 
 
 def history_since(config: Config, ledger: Ledger) -> float | None:
@@ -97,7 +99,8 @@ def evicted_for_space(conn: sqlite3.Connection, since: float) -> dict[str, float
 
 def gather(config: Config, ledger: Ledger, wanted: Iterable, *, evaluated_rules: Iterable[str],
            failed_rules: Mapping[str, tuple[str, ...]], now: float, space: Space,
-           live_host_paths: Iterable[str] = (), plays: Iterable = ()) -> Gathered:
+           live_host_paths: Iterable[str] = (), plays: Iterable = (),
+           windows: Iterable[LookAhead] = ()) -> Gathered:
     """Given the config, the ledger and one selection round's wanted files (host paths),
     return the planner's input; files outside the roots are listed, not planned."""
     locator = Locator(config)
@@ -117,7 +120,7 @@ def gather(config: Config, ledger: Ledger, wanted: Iterable, *, evaluated_rules:
         if want.rating_key is not None:
             rating_keys[where.relative_path] = want.rating_key
         wants.append(Want(where.relative_path, want.size_bytes, want.rule,
-                          frozenset(want.users), want.priority))
+                          frozenset(want.users), want.priority, tuple(want.queues)))
     cached = ledger.files()
     in_ledger = {entry.relative_path for entry in cached}
     on_fast = frozenset(path for path in {w.relative_path for w in wants} - in_ledger
@@ -155,7 +158,7 @@ def gather(config: Config, ledger: Ledger, wanted: Iterable, *, evaluated_rules:
         reserved_bytes=sum(entry.fast.size_bytes for entry in ledger.files(sidecars=True)
                            if entry.sidecar_of is not None),
     )
-    return Gathered(plan_input, located, items, outside, rating_keys)
+    return Gathered(plan_input, located, items, outside, rating_keys, tuple(windows))
 
 
 def record_round(ledger: Ledger, plan_input: PlanInput,
@@ -192,6 +195,8 @@ def record_round(ledger: Ledger, plan_input: PlanInput,
         for (path,) in ledger.conn.execute("SELECT relative_path FROM selected_items").fetchall():
             if path not in attributed and path not in cached:
                 ledger.conn.execute("DELETE FROM selected_items WHERE relative_path = ?", (path,))
+        if gathered is not None:
+            _record_windows(ledger, plan_input, gathered.windows)
         for name in plan_input.evaluated_rules:
             if name in failed_rules:
                 ledger.conn.execute(
@@ -200,3 +205,13 @@ def record_round(ledger: Ledger, plan_input: PlanInput,
                     (name, now, ", ".join(failed_rules[name])))
             else:
                 ledger.conn.execute("DELETE FROM failing_rules WHERE rule = ?", (name,))
+
+
+def _record_windows(ledger: Ledger, plan_input: PlanInput, windows: Iterable[LookAhead]) -> None:
+    """The evaluated rules' look-ahead windows replace what those rules chose before."""
+    for name in plan_input.evaluated_rules:
+        ledger.conn.execute("DELETE FROM lookahead WHERE rule = ?", (name,))
+    ledger.conn.executemany(
+        "INSERT OR REPLACE INTO lookahead VALUES (?, ?, ?, ?, ?, ?)",
+        [(w.rule, ", ".join(w.users), w.show, w.episodes, w.reason, plan_input.now)
+         for w in windows])

@@ -89,6 +89,7 @@ def plan_cycle(config: Config, ledger: Ledger, *, now: float | None = None,
         config, ledger, selection.wanted, evaluated_rules=selection.evaluated_rules,
         failed_rules=selection.failed_rules, now=now, space=measure_space(fast_root(config)),
         live_host_paths=live_host_paths(config, selection), plays=selection.plays,
+        windows=selection.windows,
     )
     for host_path in gathered.outside_roots:
         log.warning("not planned: %s is outside the configured roots", host_path)

@@ -13,15 +13,27 @@ SKIP_REASONS = ("no_space", "too_large", "held", "in_session", "cooldown")
 EVICT_REASONS = ("released", "pressure", "displaced")
 
 
+# Where a file without a viewing queue ranks among files of the same priority: after
+# what someone is in the middle of (position 0), level with the next item of each queue.
+UNQUEUED_POSITION = 1
+
+
 @dataclass(frozen=True, slots=True)
 class Want:
-    """One rule wants one file (relative to the branches) for some users."""
+    """One rule wants one file (relative to the branches) for some users.
+
+    `queues` places the file in viewing queues: (queue, position) pairs, where a queue is
+    one rule's look-ahead of one user and show (e.g. "ondeck/alice/show:42") and the
+    position counts from 0 (in progress) or 1 (next up) towards the far end. The planner
+    keeps every queue contiguous: it drops from the far end, never from the middle.
+    """
 
     relative_path: str
     size_bytes: int
     rule: str
     users: frozenset[str]
     priority: int
+    queues: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

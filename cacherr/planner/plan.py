@@ -15,16 +15,22 @@ Keep rules decide what stays; space only adds. The plan:
 3. A file evicted for space is not cached again for a cool-down, so it cannot come
    straight back into the room its own eviction left. With that, planning again after
    carrying out a plan gives no action.
+4. Viewing queues (one user's look-ahead in one show) stay contiguous. Among files of one
+   priority, earlier queue positions come first, so pressure takes the far ends of every
+   queue before anything nearer the viewer; and once a position cannot be on the fast
+   branch (no room, too large, cooling down), the later positions of that queue leave or
+   are skipped too, even if they would fit: a gap would only be filled, and emptied,
+   again by the next cycle, and the viewer reaches the gap first anyway.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cacherr.planner.keep import rule_keeps, wanted_and_kept
-from cacherr.planner.model import Plan, PlanInput, PlannedAction, Want
+from cacherr.planner.model import UNQUEUED_POSITION, Plan, PlanInput, PlannedAction, Want
 from cacherr.state.ledger import Attribution, CachedFile
 
 
@@ -42,10 +48,40 @@ class _Entry:
     protected: bool = False  # kept only because its source failed, within the grace
     adopt: bool = False  # a newcomer already on the fast branch
     uses_disk: bool = True  # False for adopted files: they stay on disk either way
+    queues: dict[str, int] = field(default_factory=dict)  # queue → position in it
+    # Some rule wants it outside any queue (a movie, a pinned file): no cut holds it back.
+    free_standing: bool = True
+    # The queues its leaving cuts: those of rules that would want it back as a newcomer
+    # (a file whose keep ran out leaves no gap: its position is simply no longer wanted).
+    cuts: dict[str, int] = field(default_factory=dict)
+    left_off: str = ""  # a newcomer that cannot come (cooldown, too_large): it cuts its queues
+
+    @property
+    def position(self) -> int:
+        return min(self.queues.values(), default=UNQUEUED_POSITION)
 
     def order(self) -> tuple:
-        return (not self.live, not self.protected, -self.priority, not self.incumbent,
-                self.relative_path)
+        return (not self.live, not self.protected, -self.priority, self.position,
+                not self.incumbent, self.relative_path)
+
+
+class _Queues:
+    """Where each viewing queue was cut: the first position that is not on the fast
+    branch. A file is held back by the cuts only when every queue it belongs to was cut
+    before its position (one user's far end may be another's next episode)."""
+
+    def __init__(self) -> None:
+        self._cut: dict[str, int] = {}
+
+    def cut(self, entry: _Entry) -> None:
+        for queue, position in entry.cuts.items():
+            self._cut[queue] = min(self._cut.get(queue, position), position)
+
+    def beyond_a_cut(self, entry: _Entry) -> bool:
+        if entry.free_standing or entry.live or entry.protected:
+            return False
+        return all(queue in self._cut and self._cut[queue] < position
+                   for queue, position in entry.queues.items())
 
 
 def _newcomer_keeps(plan_input: PlanInput, rule_name: str, path: str,
@@ -70,15 +106,25 @@ class _Capacity:
 
 
 def _group_wants(wants: Iterable[Want]) -> dict[str, dict[str, Want]]:
-    """path → rule → one Want (users merged, highest priority, largest size)."""
+    """path → rule → one Want (users merged, highest priority, largest size, each queue
+    at its nearest position)."""
     grouped: dict[str, dict[str, Want]] = defaultdict(dict)
     for want in wants:
         previous = grouped[want.relative_path].get(want.rule)
         if previous is not None:
             want = Want(want.relative_path, max(want.size_bytes, previous.size_bytes), want.rule,
-                        want.users | previous.users, max(want.priority, previous.priority))
+                        want.users | previous.users, max(want.priority, previous.priority),
+                        tuple(sorted(_queues_of([want, previous]).items())))
         grouped[want.relative_path][want.rule] = want
     return grouped
+
+
+def _queues_of(wants: Iterable[Want]) -> dict[str, int]:
+    queues: dict[str, int] = {}
+    for want in wants:
+        for queue, position in want.queues:
+            queues[queue] = min(queues.get(queue, position), position)
+    return queues
 
 
 def _group_attributions(rows: Iterable[Attribution]) -> dict[str, dict[str, list[Attribution]]]:
@@ -137,15 +183,18 @@ def make_plan(plan_input: PlanInput) -> Plan:
         if path in held:
             skips.append(_skip(newcomer, "held"))
         elif evicted_at is not None and plan_input.now - evicted_at < plan_input.cooldown_seconds:
-            skips.append(_skip(newcomer, "cooldown"))
+            newcomer.left_off = "cooldown"
+            entries.append(newcomer)
         elif newcomer.uses_disk and not capacity.fits(newcomer.size_bytes, newcomer.size_bytes,
                                                       low=True):
-            skips.append(_skip(newcomer, "too_large"))
+            newcomer.left_off = "too_large"
+            entries.append(newcomer)
         else:
             entries.append(newcomer)
 
-    # 3. The longest prefix that fits.
+    # 3. The longest prefix that fits; a newcomer left off cuts its queues where it stands.
     entries.sort(key=_Entry.order)
+    queues = _Queues()
     incumbents = [e for e in entries if e.incumbent]
     pressure = not capacity.fits(sum(e.size_bytes for e in incumbents),
                                  sum(e.size_bytes for e in incumbents if e.uses_disk), low=False)
@@ -153,18 +202,28 @@ def make_plan(plan_input: PlanInput) -> Plan:
     incumbents_cut = False
     additions: list[PlannedAction] = []
     for entry in entries:
+        if entry.left_off:
+            skips.append(_skip(entry, entry.left_off))
+            queues.cut(entry)
+            continue
         size_on_disk = entry.size_bytes if entry.uses_disk else 0
         fits = capacity.fits(usage + entry.size_bytes, disk + size_on_disk,
                              low=pressure or not entry.incumbent)
-        if entry.live or (fits and not (entry.incumbent and incumbents_cut)):
+        beyond_a_cut = queues.beyond_a_cut(entry)
+        if entry.live or (fits and not beyond_a_cut and
+                          not (entry.incumbent and incumbents_cut)):
             usage += entry.size_bytes
             disk += size_on_disk
             if not entry.incumbent:
                 kind = "adopt" if entry.adopt else "cache"
                 additions.append(PlannedAction(kind, entry.relative_path, entry.size_bytes,
                                                entry.priority, entry.rules, entry.users))
-        elif entry.incumbent:
-            incumbents_cut = True
+            continue
+        queues.cut(entry)
+        if entry.incumbent:
+            # Leaving only to keep its queue contiguous says nothing about room for the
+            # files after it, so it does not cut the other incumbents.
+            incumbents_cut = incumbents_cut or not beyond_a_cut
             evictions.append(PlannedAction("evict", entry.relative_path, entry.size_bytes,
                                            entry.priority, entry.rules, entry.users,
                                            "pressure" if pressure else "displaced"))
@@ -213,7 +272,12 @@ def _incumbent(plan_input: PlanInput, cached: CachedFile, wants: dict[str, Want]
                     (row.user for row in by_rule.get(name, []))))
     return _Entry(path, cached.fast.size_bytes, priority, tuple(keeping), users, True,
                   live=path in plan_input.live, protected=bool(keeping) and protected,
-                  uses_disk=cached.kind != "adopted")
+                  uses_disk=cached.kind != "adopted",
+                  queues=_queues_of(wants[name] for name in keeping if name in wants),
+                  free_standing=any(name not in wants or not wants[name].queues
+                                    for name in keeping),
+                  cuts=_queues_of(wants[name] for name in keeping if name in wants and
+                                  _newcomer_keeps(plan_input, name, path, by_rule)))
 
 
 def _newcomer(plan_input: PlanInput, path: str, wants: dict[str, Want],
@@ -224,7 +288,8 @@ def _newcomer(plan_input: PlanInput, path: str, wants: dict[str, Want],
             return None
         adopt = path in plan_input.on_fast
         return _Entry(path, want.size_bytes, want.priority, (name,), tuple(sorted(want.users)),
-                      False, adopt=adopt, uses_disk=not adopt)
+                      False, adopt=adopt, uses_disk=not adopt, queues=_queues_of([want]),
+                      free_standing=not want.queues, cuts=_queues_of([want]))
     rules = [name for name in sorted(wants) if _newcomer_keeps(plan_input, name, path, by_rule)]
     if not rules:
         return None
@@ -238,4 +303,7 @@ def _newcomer(plan_input: PlanInput, path: str, wants: dict[str, Want],
         incumbent=False,
         adopt=adopt,
         uses_disk=not adopt,
+        queues=_queues_of(wants[name] for name in rules),
+        free_standing=any(not wants[name].queues for name in rules),
+        cuts=_queues_of(wants[name] for name in rules),
     )

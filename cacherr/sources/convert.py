@@ -153,6 +153,7 @@ def to_item(element: Element, container: Element | None = None) -> Item:
         view_count=number(element, "viewCount", 0) or 0,
         view_offset_ms=number(element, "viewOffset", 0) or 0,
         last_viewed_at=epoch(element, "lastViewedAt"),
+        duration_ms=number(element, "duration", None),
     )
     if kind == "episode":
         season = _inherited(element, container, "parentIndex")

@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from cacherr.planner.ahead import spec_of
 from cacherr.sources import picks
 from cacherr.sources.http import PLEXTV_HOSTS, RetryPolicy, SourceSession, overrides_from_env
 from cacherr.sources.pathmap import PathMapper
 from cacherr.sources.plex import PlexAdapter, SourceError
-from cacherr.sources.round import Round, plan
+from cacherr.sources.round import Round, pace_since, plan
 from cacherr.sources.selectors import SELECTORS, select_pinned
 from cacherr.sources.trakt import TRAKT_ORIGIN, TraktClient
 from cacherr.sources.types import (
@@ -156,6 +157,7 @@ def _run(config, rules, plex: PlexAdapter, trakt: TraktClient, mapper: PathMappe
             result.failed_rules[rule.name] = tuple(sorted(rnd.rule_failures[rule.name]))
         result.wanted += _to_wanted(selections.get(rule.name, []), rule, mapper, result,
                                     library_roots, library_names)
+    result.windows = tuple(rnd.windows)
     if history_since is not None:
         names = {u.account_id: u.name for u in resolution.users}
         try:
@@ -220,6 +222,8 @@ def _plan_history(plex: PlexAdapter, config, rules, now: float, history_since: f
             starts.append(now - rule.within_seconds)
         elif rule.select == "playing" and rule.when == "complete":
             starts.append(now - (rule.within_seconds or 86400.0))
+        if rule.ahead_auto:
+            starts.append(pace_since(spec_of(rule), now))
     for start in starts:
         plex.plan_history(start)
 
@@ -282,7 +286,12 @@ def _to_wanted(selections: list[Selection], rule, mapper: PathMapper, result: Se
                 continue
             existing = merged.get(file.plex_path)
             users = selection.users | (existing.users if existing else frozenset())
+            queues = set(existing.queues) if existing else set()
+            if selection.queue is not None:
+                queue, position = selection.queue
+                queues.add((f"{rule.name}/{queue}", position))
             merged[file.plex_path] = Wanted(
                 host_path=host, plex_path=file.plex_path, size_bytes=file.size_bytes, rule=rule.name,
-                users=users, priority=rule.priority, item=item.describe(), rating_key=item.rating_key)
+                users=users, priority=rule.priority, item=item.describe(), rating_key=item.rating_key,
+                queues=tuple(sorted(queues)))
     return list(merged.values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from cacherr.planner.ahead import spec_of
 from cacherr.sources.pathmap import PathMapper, within
 from cacherr.sources.plex import SourceError
 from cacherr.sources.round import (
@@ -20,7 +21,8 @@ from cacherr.sources.round import (
     Plays,
     Round,
     Unwatched,
-    after_needs,
+    pace_since,
+    up_next,
 )
 from cacherr.sources.trakt import GuidIndex
 from cacherr.sources.types import Selection, User
@@ -67,11 +69,12 @@ def select_ondeck(rnd: Round, rule) -> None:
         for item in deck:
             if since is not None and item.last_viewed_at is None and item.type == "episode":
                 # Plex gives the next episode of a show no view time: the show's last play does
-                rnd.need(rule.name, NextUp(item, users, user.account_id, since, rule.episodes_ahead))
+                rnd.need(rule.name, NextUp(item, users, user.account_id, since, spec_of(rule),
+                                           pace_since(spec_of(rule), rnd.now)))
                 continue
             if since is not None and (item.last_viewed_at or 0) < since:
                 continue
-            rnd.need(rule.name, Selection(item, users), *after_needs(item, users, rule.episodes_ahead))
+            rnd.need(rule.name, *up_next(item, users, spec_of(rule), user.account_id, rnd.now))
 
 
 def _ondeck_without_token(rnd: Round, rule, user: User, since: float | None) -> None:
@@ -81,12 +84,12 @@ def _ondeck_without_token(rnd: Round, rule, user: User, since: float | None) -> 
     try:
         for session in rnd.sessions():
             if session.cacheable and session.account_id == user.account_id:
-                rnd.need(rule.name, Selection(session.item, users),
-                         *after_needs(session.item, users, rule.episodes_ahead))
+                rnd.need(rule.name, *up_next(session.item, users, spec_of(rule),
+                                             user.account_id, rnd.now))
     except SourceError as error:
         rnd.fail(rule.name, error.source, error.message)
     window = since if since is not None else rnd.now - DEFAULT_ONDECK_FALLBACK_SECONDS
-    rnd.need(rule.name, HistoryDeck(user.account_id, users, window, rule.episodes_ahead))
+    rnd.need(rule.name, HistoryDeck(user.account_id, users, window, spec_of(rule)))
 
 
 def select_watchlist(rnd: Round, rule) -> None:
@@ -162,7 +165,7 @@ def select_playing(rnd: Round, rule) -> None:
     if rule.when == "complete":
         since = rnd.now - (rule.within_seconds or 86400.0)
         accounts = tuple((u.account_id, u.name) for u in people)
-        rnd.need(rule.name, Plays(since, accounts, rule.episodes_ahead))
+        rnd.need(rule.name, Plays(since, accounts, spec_of(rule), pace_since(spec_of(rule), rnd.now)))
         return
     by_account = {u.account_id: u for u in people}
     by_name = {u.name.casefold(): u for u in people}
@@ -172,8 +175,8 @@ def select_playing(rnd: Round, rule) -> None:
         user = by_account.get(session.account_id) or by_name.get(session.user_name.casefold())
         if user is not None:
             users = frozenset({user.name})
-            rnd.need(rule.name, Selection(session.item, users),
-                     *after_needs(session.item, users, rule.episodes_ahead))
+            rnd.need(rule.name, *up_next(session.item, users, spec_of(rule), user.account_id,
+                                         rnd.now))
 
 
 def sections_of(rnd: Round, rule) -> list[dict]:

@@ -58,6 +58,7 @@ class Item:
     view_count: int = 0
     view_offset_ms: int = 0
     last_viewed_at: float | None = None
+    duration_ms: int | None = None  # the runtime Plex gives (None: not given)
 
     @property
     def watched(self) -> bool:
@@ -176,6 +177,9 @@ class Selection:
     item: Item
     users: frozenset[str]
     paths: frozenset[str] | None = None  # only these files of the item (pinned paths)
+    # Its place in its users' viewing queue of one show: (queue, position), 0 = in
+    # progress, 1 = next up, then the look-ahead (see planner.model.Want).
+    queue: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +194,18 @@ class Wanted:
     priority: int
     item: str  # identity for logs, e.g. "Example Show S01E02"
     rating_key: int | None = None
+    queues: tuple[tuple[str, int], ...] = ()  # (rule/queue, position): see Selection.queue
+
+
+@dataclass(frozen=True)
+class LookAhead:
+    """The look-ahead window a rule chose for some users in one show, and why."""
+
+    rule: str
+    users: tuple[str, ...]
+    show: str
+    episodes: int
+    reason: str
 
 
 @dataclass
@@ -224,3 +240,4 @@ class SelectionResult:
     users: tuple[User, ...] = ()
     sessions: tuple[Session, ...] = ()
     plays: tuple[Play, ...] = ()  # only when select_all is given history_since
+    windows: tuple[LookAhead, ...] = ()  # each `ahead:` window and why (plan, ls)

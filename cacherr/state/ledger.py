@@ -243,6 +243,12 @@ class Ledger:
             [(path, until) for path in relative_paths],
         )
 
+    def lookahead(self) -> list[dict]:
+        """The look-ahead windows the rules last chose: rule, users, show, episodes, reason."""
+        rows = self.conn.execute("SELECT rule, users, show, episodes, reason FROM lookahead"
+                                 " ORDER BY rule, users, show").fetchall()
+        return [dict(row) for row in rows]
+
     def holds(self, now: float) -> dict[str, float]:
         """The holds still in force at `now`."""
         rows = self.conn.execute("SELECT * FROM holds WHERE until > ?", (now,)).fetchall()

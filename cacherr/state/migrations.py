@@ -130,3 +130,21 @@ MIGRATIONS.append(
         """,
     )
 )
+
+MIGRATIONS.append(
+    (
+        7,
+        """
+        -- The look-ahead window each rule last chose per users and show, and why (`ls`).
+        CREATE TABLE lookahead (
+            rule       TEXT NOT NULL,
+            users      TEXT NOT NULL,  -- user names joined by ', '
+            show       TEXT NOT NULL,
+            episodes   INTEGER NOT NULL,
+            reason     TEXT NOT NULL,
+            chosen_at  REAL NOT NULL,
+            PRIMARY KEY (rule, users, show)
+        );
+        """,
+    )
+)

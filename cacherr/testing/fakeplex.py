@@ -341,10 +341,11 @@ def _container(**attrs) -> ET.Element:
     return root
 
 
-def _versions_xml(parent: ET.Element, versions, rating_key: int, selected: bool = False) -> None:
+def _versions_xml(parent: ET.Element, versions, rating_key: int, selected: bool = False,
+                  duration_ms: int = 1_500_000) -> None:
     for vi, version in enumerate(versions):
         media = ET.SubElement(parent, "Media", {
-            "id": str(rating_key * 10 + vi), "duration": "1500000", "videoResolution": version.resolution,
+            "id": str(rating_key * 10 + vi), "duration": str(duration_ms), "videoResolution": version.resolution,
             "container": "mkv", "videoCodec": "hevc" if version.resolution == "4k" else "h264",
             "audioCodec": "aac", "width": "3840" if version.resolution == "4k" else "1920",
             "height": "2160" if version.resolution == "4k" else "1080",
@@ -355,7 +356,7 @@ def _versions_xml(parent: ET.Element, versions, rating_key: int, selected: bool 
             part_id = rating_key * 100 + vi * 10 + pi
             ET.SubElement(media, "Part", {
                 "id": str(part_id), "key": f"/library/parts/{part_id}/1690000000/file.mkv",
-                "duration": "1500000", "file": path, "size": str(size), "container": "mkv",
+                "duration": str(duration_ms), "file": path, "size": str(size), "container": "mkv",
             })
 
 
@@ -410,7 +411,7 @@ class _Renderer:
         })
         self._section_attrs(el, movie.section)
         self._state(el, movie.rating_key)
-        _versions_xml(el, movie.versions, movie.rating_key)
+        _versions_xml(el, movie.versions, movie.rating_key, duration_ms=5_400_000)
         self._labels_guids(el, movie.labels, movie.external_guids)
         return el
 
@@ -459,12 +460,12 @@ class _Renderer:
             "parentKey": f"/library/metadata/{season.rating_key}",
             "grandparentTitle": show.title, "parentTitle": f"Season {season.index}",
             "index": str(episode.index), "parentIndex": str(season.index), "year": str(show.year),
-            "duration": "1500000", "originallyAvailableAt": episode.released,
+            "duration": str(episode.duration_ms), "originallyAvailableAt": episode.released,
             "addedAt": str(int(episode.added_at)), "updatedAt": str(int(episode.added_at)),
         })
         self._section_attrs(el, show.section)
         self._state(el, episode.rating_key)
-        _versions_xml(el, episode.versions, episode.rating_key)
+        _versions_xml(el, episode.versions, episode.rating_key, duration_ms=episode.duration_ms)
         self._labels_guids(el, [], episode.external_guids)
         return el
 

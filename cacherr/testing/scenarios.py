@@ -64,6 +64,7 @@ class Episode:
     external_guids: list[str] = field(default_factory=list)
     added_at: float = 0.0
     released: str = "2000-01-01"
+    duration_ms: int = 1_500_000  # Plex's `duration` of the episode and its media
 
 
 @dataclass

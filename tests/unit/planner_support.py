@@ -46,8 +46,38 @@ def plan_input(*, rules, wants=(), cached_files=(), attributions=(), total=100 *
     )
 
 
-def want(path: str, size: int, rule_name: str, priority: int = 50, users=("alice",)) -> Want:
-    return Want(path, size, rule_name, frozenset(users), priority)
+def want(path: str, size: int, rule_name: str, priority: int = 50, users=("alice",),
+         queues=()) -> Want:
+    return Want(path, size, rule_name, frozenset(users), priority, tuple(queues))
+
+
+def dropped_positions(world: PlanInput, plan: Plan) -> dict[str, list[tuple[int, int]]]:
+    """queue → (position, priority) of the files the plan leaves off the fast branch for
+    want of room (skipped for space or a cool-down, or evicted for space)."""
+    for_space = {a.relative_path: a.priority for a in plan.actions
+                 if (a.kind == "skip" and a.reason in ("no_space", "too_large", "cooldown"))
+                 or (a.kind == "evict" and a.reason in ("pressure", "displaced"))}
+    dropped: dict[str, list[tuple[int, int]]] = {}
+    for want_ in world.wants:
+        if want_.relative_path in for_space:
+            for queue, position in want_.queues:
+                dropped.setdefault(queue, []).append((position, for_space[want_.relative_path]))
+    return dropped
+
+
+def beyond_a_gap(world: PlanInput, path: str, priority: int,
+                 dropped: dict[str, list[tuple[int, int]]]) -> bool:
+    """True if a file of this priority lies beyond a gap in every queue it is in: a nearer
+    position of at least its priority was left off. A file some rule wants (or keeps)
+    outside any queue is never beyond a gap."""
+    wants = [w for w in world.wants if w.relative_path == path]
+    rules = {w.rule for w in wants} | {a.rule for a in world.attributions
+                                       if a.relative_path == path}
+    queued_rules = {w.rule for w in wants if w.queues}
+    if not queued_rules or rules - queued_rules:
+        return False
+    return all(any(d < position and p >= priority for d, p in dropped.get(queue, ()))
+               for w in wants for queue, position in w.queues)
 
 
 def execute(plan_input_: PlanInput, plan: Plan) -> PlanInput:

@@ -185,3 +185,65 @@ def test_sidecar_bytes_count_against_max_size():
     assert kinds(make_plan(inp)) == [("cache", "a.mkv", "")]
     squeezed = replace(inp, reserved_bytes=2 * GiB)
     assert kinds(make_plan(squeezed)) == [("skip", "a.mkv", "too_large")]
+
+
+# --- viewing queues (one user's look-ahead in one show) stay contiguous
+
+
+def _episodes(queue: str, sizes_gib, rule_name="ondeck", priority=80, first_position=1):
+    return [want(f"{queue}/e{n}.mkv", size * GiB, rule_name, priority,
+                 queues=[(f"{rule_name}/alice/{queue}", first_position + n)])
+            for n, size in enumerate(sizes_gib)]
+
+
+def test_a_queue_is_cut_where_an_episode_does_not_fit_even_if_a_later_one_would():
+    # e0 and e1 fit, e2 (8 GiB) does not; e3 (1 GiB) would, but a gap at e2 helps no one.
+    inp = plan_input(rules=[rule("ondeck", 80)], total=100 * GiB, max_size=11 * GiB,
+                     wants=_episodes("show", [2, 2, 8, 1]))
+    assert kinds(make_plan(inp)) == [
+        ("cache", "show/e0.mkv", ""), ("cache", "show/e1.mkv", ""),
+        ("skip", "show/e2.mkv", "no_space"), ("skip", "show/e3.mkv", "no_space")]
+
+
+def test_under_pressure_every_queue_loses_its_far_end_before_anyones_next_episode():
+    # Two shows of 3 cached episodes each; the pool shrank to room for four of them.
+    wants = _episodes("a", [1, 1, 1]) + _episodes("b", [1, 1, 1])
+    files = [cached(w.relative_path, w.size_bytes) for w in wants]
+    inp = plan_input(rules=[rule("ondeck", 80)], cached_files=files, total=100 * GiB,
+                     max_size=4 * GiB + GiB // 4, wants=wants,
+                     attributions=[attribution(w.relative_path, "ondeck") for w in wants])
+    evicted = sorted(a.relative_path for a in make_plan(inp).of_kind("evict"))
+    assert evicted == ["a/e2.mkv", "b/e2.mkv"]
+
+
+def test_an_episode_beyond_the_cut_leaves_and_the_gap_stays_closed_next_cycle():
+    # e1 cooling down after an eviction for space: the cached e2 after it leaves too,
+    # and planning again asks for nothing.
+    wants = _episodes("show", [1, 1, 1])
+    inp = plan_input(rules=[rule("ondeck", 80)], total=100 * GiB, wants=wants,
+                     cached_files=[cached("show/e0.mkv", GiB), cached("show/e2.mkv", GiB)],
+                     attributions=[attribution(w.relative_path, "ondeck") for w in wants],
+                     evicted_for_space={"show/e1.mkv": NOW - 60})
+    plan = make_plan(inp)
+    assert kinds(plan) == [("evict", "show/e2.mkv", "displaced"),
+                           ("skip", "show/e1.mkv", "cooldown")]
+    assert make_plan(execute(inp, plan)).moves == ()
+
+
+def test_what_someone_is_in_the_middle_of_comes_before_anyones_next_episode():
+    in_progress = want("movie.mkv", 3 * GiB, "ondeck", 80, queues=[("ondeck/bob/movie:7", 0)])
+    inp = plan_input(rules=[rule("ondeck", 80)], total=100 * GiB, max_size=4 * GiB,
+                     wants=[*_episodes("show", [3]), in_progress])
+    assert [a.relative_path for a in make_plan(inp).of_kind("cache")] == ["movie.mkv"]
+
+
+def test_a_file_another_user_needs_next_stays_though_it_is_far_in_someone_elses_queue():
+    # bob is two episodes ahead of alice: alice's e2 is bob's next one.
+    alice = _episodes("show", [1, 1, 5])
+    shared = want("show/e2.mkv", 5 * GiB, "ondeck", 80, users=("bob",),
+                  queues=[("ondeck/bob/show", 1)])
+    inp = plan_input(rules=[rule("ondeck", 80)], total=100 * GiB, max_size=7 * GiB,
+                     wants=[*alice, shared])
+    # e0 and bob's next episode come first; alice's e1 no longer fits, and e2 stays for bob.
+    assert kinds(make_plan(inp)) == [("cache", "show/e0.mkv", ""), ("cache", "show/e2.mkv", ""),
+                                     ("skip", "show/e1.mkv", "no_space")]
