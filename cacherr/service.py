@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 GUARD_RETRY_SECONDS = 30.0
+GUARD_REFRESH_SECONDS = 5.0  # how often /health reads the mover and parity-check state
 USERS_MAX_AGE_SECONDS = 3600.0
 # A job (selection and planning) running longer than this means the loop is stuck: the
 # heartbeat stops, and /health turns failing once it is stale.
@@ -100,6 +101,7 @@ class Service:
         self.playbacks = PlaybackClock(clock)
         self.alerting: Alerting | None = None
         self.mover_list = None
+        self._guards_observed_at = float("-inf")
         self._users_memory = UsersMemory()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -154,6 +156,9 @@ class Service:
             return  # a job is stuck: let /health see a stale heartbeat
         self.metrics.heartbeat(now)
         self.health.heartbeat(now)
+        if now - self._guards_observed_at >= GUARD_REFRESH_SECONDS:
+            self._guards_observed_at = now
+            self._observe_guards()  # a mover that starts or ends shows at once
 
     def _submit(self, name: str, function) -> None:
         """Queue a job for the planner thread, unless the same job is already waiting."""
@@ -370,6 +375,8 @@ class Service:
         self.server.set_access(config.server.token, config.server.protect_cached)
         self._schedule_jobs()
         log.info("rules reloaded from %s (%d rules)", config.source_path, len(config.rules))
+        # New rules apply now, not at the next scheduled cycle (an hour away, often).
+        self._submit("cycle", self.full_cycle)
 
     # -- helpers of the jobs ---------------------------------------------------------
 
@@ -437,6 +444,9 @@ class Service:
                 by_rule[row.rule][0] += 1
                 by_rule[row.rule][1] += sizes[row.relative_path]
         self.metrics.set_cached({name: (files, size) for name, (files, size) in by_rule.items()})
+
+    def _observe_guards(self) -> None:
+        """The guards as /health shows them, from small files in RAM (never a disk)."""
         if unraid.looks_like_unraid(self.config.host):
             self.health.set_guard("mover", _guard_state(unraid.mover_running(self.config.host)))
             self.health.set_guard("parity_check",

@@ -102,6 +102,10 @@ class Deployment:
         done = self.podman("logs", self.name, check=False)
         return done.stdout + done.stderr
 
+    def reload(self) -> None:
+        """SIGHUP, as `docker kill -s HUP`: the rules are read again and a cycle runs."""
+        self.podman("kill", "--signal", "HUP", self.name)
+
     def exec(self, *argv: str, check: bool = True):
         return self.podman("exec", self.name, *argv, check=check)
 
@@ -163,7 +167,7 @@ def deployed(image, scenario: Scenario, *, name: str, disks: int = 2,
         shutil.rmtree(top, ignore_errors=True)
 
 
-def rules(port: int, *, every: str = "2s", extra_cache: str = "", dry_run: bool = False) -> str:
+def rules(port: int, *, every: str = "1h", extra_cache: str = "", dry_run: bool = False) -> str:
     """A rules file for the sandbox as the container sees it: /mnt/user, /mnt/cache, disks."""
     return f"""\
 version: 1

@@ -133,6 +133,7 @@ def test_podman_stop_mid_copy_exits_0_in_time_leaves_no_temporary_file_and_resta
 
     with deployment.fake.lock:
         deployment.fake.scenario.movies[1].labels.append("cache")
+    deployment.reload()  # a reload runs a cycle at once
     wait_for(temporary_files, timeout_seconds=60, interval_seconds=0.05,
              what="the big file's copy in progress")
     assert not (deployment.sandbox.fast / BIG).exists(), "the copy must still be running"
@@ -159,6 +160,7 @@ def test_the_host_s_mover_pid_file_holds_new_transfers(deployment):
     deployment.mover_pid_file.write_text(f"{os.getpid()}\n")
     with deployment.fake.lock:
         deployment.fake.scenario.movies[2].labels.append("cache")
+    deployment.reload()  # a reload runs a cycle at once
     held = 'reason="mover_running"'
     health = deployment.wait_healthy(
         "the mover guard to hold a transfer",
