@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ class HealthState:
         self._guards: dict[str, str] = {}
         self._untracked: tuple[str, ...] = ()
         self._config_error: str | None = None
+        self._worker_alive: Callable[[], bool] | None = None
 
     # -- updates from the loop --------------------------------------------------------
 
@@ -109,6 +110,11 @@ class HealthState:
         with self._lock:
             self._guards[name] = state
 
+    def watch_worker(self, is_alive: Callable[[], bool]) -> None:
+        """Report `degraded` whenever `is_alive()` (the transfer worker's) is False."""
+        with self._lock:
+            self._worker_alive = is_alive
+
     def set_untracked(self, paths: Iterable[str]) -> None:
         """Record the cached files that were untracked because they changed under cacherr."""
         with self._lock:
@@ -142,6 +148,7 @@ class HealthState:
             untracked = self._untracked
             config_error = self._config_error
             reported_state_dir_error = self._state_dir_error
+            worker_alive = self._worker_alive
         failing: list[str] = []
         degraded: list[str] = []
 
@@ -167,6 +174,9 @@ class HealthState:
             degraded.append(f"{len(untracked)} cached file(s) changed and were untracked")
         if config_error:
             degraded.append(f"reload rejected, old rules kept: {config_error}")
+        worker_down = worker_alive is not None and not worker_alive()
+        if worker_down:
+            degraded.append("the transfer worker is not running: nothing is cached or evicted")
 
         status = FAILING if failing else DEGRADED if degraded else OK
         return {
@@ -187,6 +197,7 @@ class HealthState:
             "guards": guards,
             "untracked": {"count": len(untracked), "paths": list(untracked[:UNTRACKED_LISTED])},
             "config": {"last_reload_ok": config_error is None, "error": config_error},
+            "transfer_worker": {"alive": None if worker_alive is None else not worker_down},
         }
 
 

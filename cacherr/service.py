@@ -103,6 +103,7 @@ class Service:
             self.server.start()
             log.info("cacherr serving on %s", self.server.url)
             self.worker.start()
+            self.health.watch_worker(self.worker.is_alive)
             self.planner.start()
             self._schedule_jobs()
             self._submit("cycle", self.full_cycle)
@@ -379,6 +380,17 @@ class Service:
                         self._requested_evict(item, engine, ledger)
                     else:
                         self._transfer(item, engine, ledger)
+                except Exception:  # noqa: BLE001 - one transfer's failure never stops the worker
+                    if isinstance(item, EvictJob):  # answered by _requested_evict or never
+                        log.exception("requested eviction failed")
+                        item.finish({"evicted": [], "untracked": [], "failed": [
+                            {"path": path, "reason": "other"} for path in item.paths]})
+                    else:
+                        action = item.action
+                        log.exception("transfer %s %s failed", action.kind,
+                                      ascii(action.relative_path))
+                        self.metrics.record_failure(
+                            "to_slow" if action.kind == "evict" else "to_cache", "other")
                 finally:
                     self.queue.finished()
                 if self.queue.idle():
@@ -406,8 +418,11 @@ class Service:
         with self._report_lock:
             report = self._report
         before = (report.cached_files, report.evicted_files, len(report.failures))
+        skipped_before = Counter(report.skipped)
         execute([action], engine, located, report, cancel=self.cancel,
                 mover_list=self.mover_list)
+        for reason, count in (report.skipped - skipped_before).items():
+            self.metrics.record_skip(reason, count)
         direction = "to_slow" if action.kind == "evict" else "to_cache"
         if report.aborted and report.aborted[-1] == action.relative_path:
             self.metrics.record_skip("aborted")  # a clean stop: not a failure
