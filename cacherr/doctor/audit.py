@@ -89,14 +89,15 @@ def audit(config: Config, ledger: Ledger, *, fix: bool) -> list[Finding]:
 
     if not findings:
         findings.append(Finding("ok", "audit", f"{len(tracked)} cached files, nothing stray"))
-    return findings + mover_list_length(config, fast)
+    return findings + mover_list_length(Path(cache.mover_exclude_file), fast)
 
 
-def mover_list_length(config: Config, fast: Path) -> list[Finding]:
-    """Warn when one share's lines in the mover list approach what Mover Tuning can pass
-    to `find` (past it: "Argument list too long", and nothing in that share moves)."""
+def mover_list_length(listing: Path, fast: Path) -> list[Finding]:
+    """Given the mover list and the fast root, warn when one share's lines approach what
+    Mover Tuning can pass to `find` (past it: "Argument list too long", and nothing in
+    that share moves)."""
     try:
-        text = Path(config.cache.mover_exclude_file).read_text(encoding="utf-8", errors="replace")
+        text = listing.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     sizes = moverlist.share_sizes(text.splitlines(), fast)
@@ -105,7 +106,7 @@ def mover_list_length(config: Config, fast: Path) -> list[Finding]:
         if size >= 0.8 * moverlist.SHARE_LIMIT_BYTES:
             findings.append(Finding(
                 "warning", "mover-list",
-                f"the lines for share {share!r} in {config.cache.mover_exclude_file} make "
+                f"the lines for share {share!r} in {listing} make "
                 f"{size:,} bytes of Mover Tuning's find command (it fails past about "
                 f"{moverlist.SHARE_LIMIT_BYTES:,}, and then moves nothing in that share)",
                 "cache fewer files of that share (lower max_size or the rules' reach); "

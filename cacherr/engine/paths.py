@@ -128,17 +128,19 @@ def require_fast_branch(path: Path, share: str | None = None) -> None:
 
     An unmounted pool is an empty folder on the (RAM) root file system, or in Docker a
     folder of the container's or a bind of the host's RAM root: a copy there would vanish
-    at reboot, and a cached copy would look gone. A RAM disk mounted there on purpose (a
-    tmpfs of its own, as the test sandbox mounts) is accepted.
+    at reboot, and a cached copy would look gone. A RAM disk mounted at the branch itself
+    on purpose (a tmpfs of its own, as the test sandbox mounts) is accepted.
     """
     if not path.is_dir():
         raise Refused(path, "the fast branch is missing")
     mount = mounts.mount_of(path)
     if mount.mount_point == "/":
         raise Refused(path, "the fast branch is not a mounted file system (pool not mounted?)")
-    if mount.fs_type in mounts.VOLATILE_FS_TYPES and (
-        mount.fs_type != "tmpfs" or mount.root != "/"
-    ):
+    own_ram_disk = (
+        mount.fs_type == "tmpfs" and mount.root == "/"
+        and os.path.realpath(path) == mount.mount_point
+    )  # fmt: skip
+    if mount.fs_type in mounts.VOLATILE_FS_TYPES and not own_ram_disk:
         raise Refused(
             path, f"the fast branch is on {mount.fs_type} (RAM) at {mount.mount_point}, where "
             "a mounted pool is expected; is the pool mounted?",

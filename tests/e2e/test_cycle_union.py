@@ -5,6 +5,7 @@ and evicts them as the keep rules say, every merged-view path byte-identical thr
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -268,3 +269,27 @@ def test_subtitles_travel_with_their_video_through_a_cycle(world, tmp_path):
     assert cacherr(rules, "evict", "--all", fake=fake).returncode == 0
     assert not (sandbox.fast / subtitle).exists() and (disk / subtitle).exists()
     assert MoverList(tmp_path / "state" / "mover-exclude.txt").entries() == []
+
+
+def test_sidecars_with_names_cacherr_refuses_never_stop_a_cycle(world, tmp_path):
+    """Issue 11, point 7: a subtitle with a latin-1 byte (not UTF-8) or a name Mover
+    Tuning's shell would run is skipped and counted, every cycle; its video is cached."""
+    from cacherr.cycle.moverlist import MoverList
+
+    fake, sandbox, written, rules = world
+    disk = next(b for b in sandbox.slow if (b / TRENDING).exists())
+    folder = (disk / TRENDING).parent
+    latin1 = os.path.join(os.fsencode(folder), b"Trending Movie (2001).fr\xe9.srt")
+    with open(latin1, "wb") as handle:
+        handle.write(b"1\n00:00:01,000 --> 00:00:02,000\nCaf\xe9\n")
+    (folder / "Trending Movie (2001).$(touch PWNED).srt").write_text("1\n")
+    runs = [cacherr(rules, "run", "--once", fake=fake) for _ in range(2)]  # every cycle
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+    assert "name 2" in runs[0].stderr.splitlines()[-1]
+    assert (sandbox.fast / TRENDING).read_bytes() == written[TRENDING]
+    assert sorted(p.name for p in (sandbox.fast / TRENDING).parent.iterdir()) == [
+        "Trending Movie (2001).mkv"]
+    assert not list(tmp_path.rglob("PWNED")) and not list(sandbox.root.rglob("PWNED"))
+    assert MoverList(tmp_path / "state" / "mover-exclude.txt").covers(sandbox.fast / TRENDING)
