@@ -155,7 +155,8 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
             _unlist_failed(mover_list, action, fast_path)
             continue
         outcome = result.outcome
-        report.skipped["name"] += len(result.refused_names)
+        if result.refused_names:
+            report.skipped["name"] += len(result.refused_names)
         if outcome == "cached":
             report.cached_files += 1
             report.cached_bytes += action.size_bytes

@@ -104,6 +104,9 @@ class UnionShadow:
     def cache(self, ctx: steps.Context, action_id: int, action: Action) -> Placed:
         steps.make_folders(ctx, action_id, action)
         copied = steps.copy_file(ctx, action_id, action.slow_path, action.fast_path, action.slow)
+        # The original stays, and the view now serves the copy: an edit of the original
+        # since the copy was checked would be hidden behind a stale copy. (Rolled back.)
+        require(action.slow_path, same(action.slow), "original")
         return Placed(copied.target)
 
     def evict(self, ctx: steps.Context, action_id: int, action: Action) -> None:
