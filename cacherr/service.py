@@ -198,10 +198,11 @@ class Service:
                 self.mover_list = settle_mover_list(self.config, ledger)
         finally:
             ledger.close()
-        if recovered:
-            self.metrics.record_recovered(len(recovered))
-            for action in recovered:
-                log.info("recovered: %s", action)
+        settled = [action for action in recovered if action.state != "pending"]
+        if settled:
+            self.metrics.record_recovered(len(settled))
+        for action in recovered:  # a pending one waits for its disk (logged by recovery)
+            log.info("recovered: %s", action)
 
     def _engine(self, ledger: Ledger) -> Engine:
         return make_engine(self.config, ledger, cancel=self.cancel)
