@@ -66,6 +66,13 @@ def remove_temp(path: Path) -> None:
         fsync_folder(path.parent)
 
 
+def placed_copy(action: Action, known: Known) -> FileIdentity | None:
+    """Recovery's first look at a cache action's copy: its temporary file goes (by name),
+    and the copy's identity is returned if it is cacherr's own."""
+    remove_temp(action.fast_path)
+    return own_copy(action.fast_path, known, action.slow)
+
+
 def drop(action: Action, goes: Path, goes_as: Expectation, stays: Path, stays_as: Expectation) -> bool:
     """Recovery's removal of one of its own files, by the rule the rows follow (no guards:
     nothing is taken from a player); return False, removing nothing, where it does not hold."""
@@ -119,8 +126,7 @@ class UnionShadow:
         )  # fmt: skip
 
     def recover_cache(self, action: Action, known: Known) -> Decision:
-        remove_temp(action.fast_path)
-        copy = own_copy(action.fast_path, known, action.slow)
+        copy = placed_copy(action, known)
         if copy is not None:
             if action.slow.matches(measure(action.slow_path)):
                 return Decision("done", "cached", copy)
@@ -175,8 +181,7 @@ class SymlinkBackup:
 
     def recover_cache(self, action: Action, known: Known) -> Decision:
         original, backup = action.slow_path, action.backup_path
-        remove_temp(action.fast_path)
-        copy = own_copy(action.fast_path, known, action.slow)
+        copy = placed_copy(action, known)
         inode = without_ctime(action.slow)  # links and renames move the original's ctime
         settle_link_temp(action, inode, copy=copy)
         if is_our_symlink(original, action.link_target):

@@ -18,6 +18,7 @@ from cacherr.engine.rows import (
     Decision,
     Placed,
     drop,
+    placed_copy,
     remove_temp,
     rolled_back,
     settle_link_temp,
@@ -68,8 +69,7 @@ class UnionBackup:
         )  # fmt: skip
 
     def recover_cache(self, action: Action, known: Known) -> Decision:
-        remove_temp(action.fast_path)
-        copy = own_copy(action.fast_path, known, action.slow)
+        copy = placed_copy(action, known)
         hidden = known.original or without_ctime(action.slow)  # a rename moves the ctime
         if hidden.matches(measure(action.backup_path)):
             if copy is not None:
@@ -129,8 +129,7 @@ class UnionMove:
         )  # fmt: skip
 
     def recover_cache(self, action: Action, known: Known) -> Decision:
-        remove_temp(action.fast_path)
-        copy = own_copy(action.fast_path, known, action.slow)
+        copy = placed_copy(action, known)
         if not os.path.lexists(action.slow_path):  # the original was removed
             if copy is not None:
                 return Decision("done", "cached", copy)
@@ -206,8 +205,7 @@ class SymlinkMove:
 
     def recover_cache(self, action: Action, known: Known) -> Decision:
         original = action.slow_path
-        remove_temp(action.fast_path)
-        copy = own_copy(action.fast_path, known, action.slow)
+        copy = placed_copy(action, known)
         settle_link_temp(action, without_ctime(action.slow), copy=copy)
         if is_our_symlink(original, action.link_target):
             if copy is not None:

@@ -6,6 +6,7 @@ both sides' identities, then the one system call)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,15 +125,11 @@ def swap_in_symlink(
     ctx.checkpoints.reached("link-created")
 
     def swap() -> None:
-        if not rename_exchange(link_temp, original):
-            os.rename(link_temp, original)  # no RENAME_EXCHANGE here: checked just before
-            return
-        ctx.checkpoints.reached("link-exchanged")
-        if not safety.without_ctime(original_as).matches(safety.measure(link_temp)):
-            rename_exchange(link_temp, original)  # not the original after all: put it back
-            fsync_folder(original.parent)
-            raise SourceChanged(original, "was replaced while cacherr swapped in its symlink")
-        os.unlink(link_temp)
+        exchange_checked(
+            ctx, link_temp, original, "link-exchanged",
+            lambda held: safety.without_ctime(original_as).matches(safety.measure(held)),
+            "was replaced while cacherr swapped in its symlink",
+        )  # fmt: skip
 
     safety.remove_side(
         ctx.guards, action,
@@ -202,15 +199,11 @@ def swap_out_symlink(
     original = action.slow_path
 
     def swap() -> None:
-        if not rename_exchange(backup, original):
-            os.rename(backup, original)  # no RENAME_EXCHANGE here: checked just before
-            return
-        ctx.checkpoints.reached("backup-exchanged")
-        if not safety.is_our_symlink(backup, action.link_target):
-            rename_exchange(backup, original)  # someone replaced the symlink: put it back
-            fsync_folder(original.parent)
-            raise SourceChanged(original, "is no longer cacherr's symlink")
-        os.unlink(backup)
+        exchange_checked(
+            ctx, backup, original, "backup-exchanged",
+            lambda held: safety.is_our_symlink(held, action.link_target),
+            "is no longer cacherr's symlink",
+        )  # fmt: skip
 
     safety.remove_side(
         ctx.guards, action,
@@ -221,6 +214,29 @@ def swap_out_symlink(
     ctx.checkpoints.reached("backup-renamed")
     fsync_folder(original.parent)
     return record_original(ctx, action_id, "restored", original)
+
+
+def exchange_checked(
+    ctx: Context,
+    held: Path,
+    name: Path,
+    checkpoint: str,
+    swapped_out_is_expected: Callable[[Path], bool],
+    why: str,
+) -> None:
+    """Swap `held` into `name` with RENAME_EXCHANGE; what was swapped out (now at `held`)
+    must be what the caller expected, else it is swapped back and SourceChanged raised;
+    then its hidden name goes. Where the file system cannot exchange: a plain rename
+    (the caller checked `name` just before)."""
+    if not rename_exchange(held, name):
+        os.rename(held, name)
+        return
+    ctx.checkpoints.reached(checkpoint)
+    if not swapped_out_is_expected(held):
+        rename_exchange(held, name)  # not what was checked: put it back
+        fsync_folder(name.parent)
+        raise SourceChanged(name, why)
+    os.unlink(held)
 
 
 def remove_copy(

@@ -22,6 +22,7 @@ from cacherr.planner import PlannedAction
 from cacherr.service import Service
 from cacherr.state.ledger import Ledger
 from tests.helpers import require_root, wait_for
+from tests.integration.test_service_jobs import RULES
 
 
 class ExplodingEngine(Engine):
@@ -90,15 +91,6 @@ def test_an_exception_in_one_action_is_a_failure_and_the_next_action_runs(tmp_pa
     assert report.cached_files == 1
 
 
-RULES = """\
-version: 1
-plex: {{url: 'http://127.0.0.1:9', token: t}}
-paths: [{{plex: /data, host: '{root}/media'}}]
-cache: {{layout: symlink, symlink: {{dir: '{root}/ssd', plex_dir: /ssd}}}}
-rules: [{{name: r, select: ondeck}}]
-server: {{listen: '127.0.0.1:0'}}
-state_dir: '{root}/state'
-"""
 
 
 def test_the_transfer_worker_survives_an_exception_and_carries_on(tmp_path, monkeypatch):
