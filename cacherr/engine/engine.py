@@ -208,7 +208,7 @@ class Engine(Caching, SidecarFlow, Eviction):
         it or its sidecar), or an OSError-derived EngineError after rolling the partial
         step back. If a sidecar cannot go, the video stays too.
         """
-        parts = paths.split_relative(relative_path)
+        parts = paths.split_relative(relative_path, names=False)  # whatever it holds goes back
         with self.file_claims.claimed(relative_path):
             return self._evict(relative_path, parts)
 

@@ -59,7 +59,7 @@ class Eviction:
                 if self.ledger.sidecar_refs(sidecar) != [relative_path]:
                     continue  # another video took it meanwhile, or it is gone
                 self._require_settled(sidecar)
-                self._evict_entry(sidecar_entry, paths.split_relative(sidecar))
+                self._evict_entry(sidecar_entry, paths.split_relative(sidecar, names=False))
             self._unlist(sidecar_entry.fast_path)
             gone.append(sidecar)
         result = self._evict_entry(entry, parts)

@@ -54,15 +54,16 @@ def link_temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}{LINK_SUFFIX}")
 
 
-def split_relative(relative_path: str) -> tuple[str, ...]:
+def split_relative(relative_path: str, *, names: bool = True) -> tuple[str, ...]:
     """Given a root-relative path, return its components; raise Refused if it could escape.
 
     Refused: empty, absolute, `.`/`..`/empty components, NUL, over-long names, and names
-    that look like cacherr's own working files; NameRefused: a name `name_problem` refuses.
+    that look like cacherr's own working files; NameRefused: a name `name_problem` refuses
+    (unless `names` is False: a file cached before the name rule may still be put back).
     """
     if not relative_path or "\0" in relative_path:
         raise Refused(relative_path or "''", "empty path or NUL byte")
-    problem = name_problem(relative_path)
+    problem = name_problem(relative_path) if names else None
     if problem is not None:
         raise NameRefused(ascii(relative_path), f"{problem}; skipped")
     if relative_path.startswith("/"):

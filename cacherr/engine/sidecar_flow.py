@@ -118,7 +118,9 @@ class SidecarFlow:
                         continue
                     if not is_release(fresh):
                         guards.require_not_held(self.host, entry.relative_path)
-                    self._evict_entry(fresh, paths.split_relative(entry.relative_path))
+                    self._evict_entry(
+                        fresh, paths.split_relative(entry.relative_path, names=False)
+                    )
             except EngineError as error:
                 log.warning("sidecar %s stays for now: %s", entry.relative_path, error)
                 if isinstance(error, Held):

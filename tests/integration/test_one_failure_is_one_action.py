@@ -138,3 +138,17 @@ def test_health_is_degraded_while_the_transfer_worker_is_not_alive(tmp_path):
     assert any("transfer worker" in problem for problem in report["problems"])
     alive.set()
     assert health.report()["status"] == "ok"
+
+
+def test_a_file_cached_before_the_name_rule_is_still_put_back(tmp_path, monkeypatch):
+    rel = "Movies/Ca$h (2010)/Ca$h (2010).mkv"
+    engine = _engine(tmp_path)
+    (tmp_path / "media" / rel).parent.mkdir(parents=True)
+    (tmp_path / "media" / rel).write_bytes(b"cash" * 500)
+    with monkeypatch.context() as before_the_rule:
+        before_the_rule.setattr("cacherr.engine.paths.name_problem", lambda name: None)
+        assert engine.cache(rel).outcome == "cached"
+    report = Report()
+    execute([PlannedAction("evict", rel, 2000, 50)], engine, {}, report)
+    assert report.evicted_files == 1 and report.failures == []
+    assert (tmp_path / "media" / rel).read_bytes() == b"cash" * 500
