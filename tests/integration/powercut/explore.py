@@ -92,6 +92,9 @@ def record(world: World, row: Row, folder: str, tmp: Path, strace: str) -> Recor
         rows.write_original(world, row.spec, f"{folder}/v.en.srt", SIDECAR)
     else:
         rows.write_original(world, row.spec, video, DATA)
+        if rows.parse(row.spec)[2] != "none":  # a subtitle travels with the video
+            files[f"{folder}/v.en.srt"] = SIDECAR
+            rows.write_original(world, row.spec, f"{folder}/v.en.srt", SIDECAR)
     action = row.killed.partition("@")[0] if row.killed else row.kind
     if action == "evict":
         ledger = Ledger.open(world.state_dir)
