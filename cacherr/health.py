@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ class HealthState:
         self._untracked: tuple[str, ...] = ()
         self._config_error: str | None = None
         self._waiting_for_rules: str | None = None
+        self._worker_alive: Callable[[], bool] | None = None
 
     # -- updates from the loop --------------------------------------------------------
 
@@ -110,6 +111,11 @@ class HealthState:
         with self._lock:
             self._guards[name] = state
 
+    def watch_worker(self, is_alive: Callable[[], bool]) -> None:
+        """Report `degraded` whenever `is_alive()` (the transfer worker's) is False."""
+        with self._lock:
+            self._worker_alive = is_alive
+
     def set_untracked(self, paths: Iterable[str]) -> None:
         """Record the cached files that were untracked because they changed under cacherr."""
         with self._lock:
@@ -149,6 +155,7 @@ class HealthState:
             config_error = self._config_error
             waiting_for_rules = self._waiting_for_rules
             reported_state_dir_error = self._state_dir_error
+            worker_alive = self._worker_alive
         failing: list[str] = []
         degraded: list[str] = []
 
@@ -176,6 +183,9 @@ class HealthState:
             degraded.append(f"reload rejected, old rules kept: {config_error}")
         if waiting_for_rules:
             degraded.append(f"idle, waiting for a valid rules file: {waiting_for_rules}")
+        worker_down = worker_alive is not None and not worker_alive()
+        if worker_down:
+            degraded.append("the transfer worker is not running: nothing is cached or evicted")
 
         status = FAILING if failing else DEGRADED if degraded else OK
         return {
@@ -197,6 +207,7 @@ class HealthState:
             "untracked": {"count": len(untracked), "paths": list(untracked[:UNTRACKED_LISTED])},
             "config": {"last_reload_ok": config_error is None, "error": config_error,
                        "waiting_for_rules": waiting_for_rules},
+            "transfer_worker": {"alive": None if worker_alive is None else not worker_down},
         }
 
 

@@ -47,7 +47,7 @@ MOVE_FAILURE_REASONS = (
 # `aborted`: a clean stop (SIGTERM) stopped the transfer in progress; not a failure.
 SKIP_REASONS = (
     "no_space", "too_large", "hardlinked", "in_session", "mover_running", "parity_check",
-    "owner", "unmapped", "held", "deferred", "aborted", "other",
+    "owner", "unmapped", "held", "deferred", "aborted", "name", "other",
 )
 EVENTS = ("summary", "error", "cache_full", "source_down", "source_recovered")
 JOBS = ("cycle", "sessions", "added", "reload")

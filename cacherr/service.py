@@ -115,6 +115,7 @@ class Service:
             self.server.start()
             log.info("cacherr serving on %s", self.server.url)
             self.worker.start()
+            self.health.watch_worker(self.worker.is_alive)
             self.planner.start()
             self._start_alerts()
             self._schedule_jobs()
@@ -245,10 +246,11 @@ class Service:
                 self.mover_list = settle_mover_list(self.config, ledger)
         finally:
             ledger.close()
-        if recovered:
-            self.metrics.record_recovered(len(recovered))
-            for action in recovered:
-                log.info("recovered: %s", action)
+        settled = [action for action in recovered if action.state != "pending"]
+        if settled:
+            self.metrics.record_recovered(len(settled))
+        for action in recovered:  # a pending one waits for its disk (logged by recovery)
+            log.info("recovered: %s", action)
 
     def _engine(self, ledger: Ledger) -> Engine:
         return make_engine(self.config, ledger, cancel=self.cancel)
@@ -467,6 +469,17 @@ class Service:
                         self._requested_evict(item, engine, ledger)
                     else:
                         self._transfer(item, engine, ledger)
+                except Exception:  # noqa: BLE001 - one transfer's failure never stops the worker
+                    if isinstance(item, EvictJob):  # answered by _requested_evict or never
+                        log.exception("requested eviction failed")
+                        item.finish({"evicted": [], "untracked": [], "failed": [
+                            {"path": path, "reason": "other"} for path in item.paths]})
+                    else:
+                        action = item.action
+                        log.exception("transfer %s %s failed", action.kind,
+                                      ascii(action.relative_path))
+                        self.metrics.record_failure(
+                            "to_slow" if action.kind == "evict" else "to_cache", "other")
                 finally:
                     self.queue.finished()
                 if self.queue.idle():
@@ -494,8 +507,11 @@ class Service:
         with self._report_lock:
             report = self._report
         before = (report.cached_files, report.evicted_files, len(report.failures))
+        skipped_before = Counter(report.skipped)
         execute([action], engine, located, report, cancel=self.cancel,
                 mover_list=self.mover_list)
+        for reason, count in (report.skipped - skipped_before).items():
+            self.metrics.record_skip(reason, count)
         direction = "to_slow" if action.kind == "evict" else "to_cache"
         if report.aborted and report.aborted[-1] == action.relative_path:
             self.metrics.record_skip("aborted")  # a clean stop: not a failure

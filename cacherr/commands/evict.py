@@ -17,7 +17,7 @@ from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cacherr.commands.config_file import ConfigUnavailable, load_config
 from cacherr.commands.plan import open_ledger_read_only
 from cacherr.config.units import parse_duration
-from cacherr.cycle.evicting import UnknownPath, evict_paths, resolve
+from cacherr.cycle.evicting import UnknownPath, evict_paths, resolve, why_not_evictable
 from cacherr.cycle.once import make_engine, settle_mover_list
 from cacherr.runtime import request_evict, request_evict_local, service_origin
 from cacherr.state.ledger import Ledger
@@ -48,6 +48,12 @@ def run(args) -> int:
                 snapshot.close()
         except UnknownPath as error:
             return _unknown(error)
+    if not lock.is_held_by_other():
+        # A pool or state that did not mount: refuse before creating anything.
+        problem = why_not_evictable(config)
+        if problem is not None:
+            print(f"cacherr evict: {problem}; nothing was evicted", file=sys.stderr)
+            return EXIT_FAILURE
     try:
         lock.acquire()
     except AlreadyRunning:

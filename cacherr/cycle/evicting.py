@@ -12,9 +12,29 @@ from cacherr.config.model import Config
 from cacherr.cycle.execute import FAILURE_REASONS
 from cacherr.cycle.gather import fast_root
 from cacherr.cycle.locate import Locator
-from cacherr.engine import Engine, EngineError, Held
+from cacherr.engine import Engine, EngineError, Held, Refused, paths
 from cacherr.sources.pathmap import PathMapper
+from cacherr.state.db import DATABASE_NAME
 from cacherr.state.ledger import Ledger
+
+
+def why_not_evictable(config: Config) -> str | None:
+    """Why nothing can be evicted on this host now, or None: the state database missing
+    (its pool not mounted?) or the fast branch not mounted. Checked before anything is
+    created: a missing state directory must not become a new, empty ledger."""
+    database = Path(config.state_dir) / DATABASE_NAME
+    if not database.is_file():
+        return (f"no state database at {database}: is the disk that holds state_dir "
+                "mounted? (nothing to evict if cacherr never ran)")
+    cache = config.cache
+    try:
+        if cache.layout == "union":
+            paths.require_fast_branch(Path(cache.union.fast))
+        else:
+            paths.require_cache_dir(Path(cache.symlink.dir))
+    except Refused as refused:
+        return f"{refused}"
+    return None
 
 
 class UnknownPath(ValueError):

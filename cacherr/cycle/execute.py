@@ -2,7 +2,9 @@
 
 The engine is the only code that touches media; this module decides nothing new: it
 runs the plan's actions in order (evictions first, to make room), stops starting new
-ones when cancelled, and turns every engine error into a counted failure.
+ones when cancelled, and turns every error of one action (the engine's, the mover
+list's, or a bug) into a counted failure of that action, never of the cycle. A name the
+engine refuses (the name rule) is a skip, counted as `name`.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from cacherr.engine import (
     EngineError,
     Held,
     InUse,
+    NameRefused,
     NoSpace,
     Refused,
+    Result,
     SourceChanged,
 )
 from cacherr.planner import PlannedAction
@@ -118,35 +122,41 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
         if on_start is not None:
             on_start(action.relative_path)
         fast_path = engine_fast_root(engine) / action.relative_path
-        if mover_list is not None and action.kind != "evict":
-            mover_list.add(fast_path)
         try:
-            outcome = _carry_out(action, engine, located)
-        except EngineError as error:
             if mover_list is not None and action.kind != "evict":
-                mover_list.remove(fast_path)
-            if isinstance(error, Held):  # the mover or a parity check started: it waits
-                report.skipped[error.reason] += 1
-                continue
-            if isinstance(error, Cancelled):  # a clean stop: nothing lost, nothing failed
-                log.info("%s %s aborted: cacherr is stopping (%s)", action.kind,
-                         action.relative_path, error.reason)
-                report.aborted.append(action.relative_path)
-                continue
-            reason = next((name for kind, name in FAILURE_REASONS.items()
-                           if isinstance(error, kind)), "other")
-            log.warning("%s %s failed (%s): %s", action.kind, action.relative_path, reason,
-                        error.reason)
+                mover_list.add(fast_path)  # listed before its copy starts
+            result = _carry_out(action, engine, located)
+            if mover_list is not None and action.kind == "evict":
+                mover_list.remove(fast_path)  # only once the eviction is durable
+        except NameRefused as refused:
+            log.warning("%s %s skipped: %s", action.kind, ascii(action.relative_path),
+                        refused.reason)
+            report.skipped["name"] += 1
+            _unlist_failed(mover_list, action, fast_path)
+            continue
+        except Held as held_now:  # the mover or a parity check started: it waits
+            report.skipped[held_now.reason] += 1
+            _unlist_failed(mover_list, action, fast_path)
+            continue
+        except Cancelled as cancelled:  # a clean stop: nothing lost, nothing failed
+            log.info("%s %s aborted: cacherr is stopping (%s)", action.kind,
+                     action.relative_path, cancelled.reason)
+            report.aborted.append(action.relative_path)
+            _unlist_failed(mover_list, action, fast_path)
+            continue
+        except Exception as error:  # noqa: BLE001 - one action's failure is not the cycle's
+            reason = _failure_reason(error)
+            if reason == "other":
+                log.exception("%s %s failed", action.kind, ascii(action.relative_path))
+            else:
+                log.warning("%s %s failed (%s): %s", action.kind, action.relative_path, reason,
+                            getattr(error, "reason", error))
             report.failures.append((direction, reason, action.relative_path))
+            _unlist_failed(mover_list, action, fast_path)
             continue
-        except OSError as error:
-            if mover_list is not None and action.kind != "evict":
-                mover_list.remove(fast_path)
-            log.warning("%s %s failed: %s", action.kind, action.relative_path, error)
-            report.failures.append((direction, "io_error", action.relative_path))
-            continue
-        if mover_list is not None and action.kind == "evict":
-            mover_list.remove(fast_path)
+        outcome = result.outcome
+        if result.refused_names:
+            report.skipped["name"] += len(result.refused_names)
         if outcome == "cached":
             report.cached_files += 1
             report.cached_bytes += action.size_bytes
@@ -168,16 +178,35 @@ def execute(plan_actions: Iterable[PlannedAction], engine: Engine, located: dict
     return report
 
 
+def _failure_reason(error: Exception) -> str:
+    """The metric reason of one action's failure."""
+    if isinstance(error, EngineError):
+        return next((name for kind, name in FAILURE_REASONS.items() if isinstance(error, kind)),
+                    "other")
+    return "io_error" if isinstance(error, OSError) else "other"
+
+
+def _unlist_failed(mover_list: MoverList | None, action: PlannedAction, fast_path: Path) -> None:
+    """A cache or adopt that did not happen leaves the list (if the engine did not record
+    it after all); a failure to write the list is logged, the entry stays listed."""
+    if mover_list is None or action.kind == "evict":
+        return
+    try:
+        mover_list.remove(fast_path)
+    except OSError as error:
+        log.warning("mover list %s: %s", mover_list.path, error)
+
+
 def engine_fast_root(engine: Engine) -> Path:
     """The folder cached copies go to: the pool (union) or the cache dir (symlink)."""
     return Path(engine.union.fast if engine.union is not None else engine.symlink.dir)
 
 
-def _carry_out(action: PlannedAction, engine: Engine, located: dict[str, Located]) -> str:
+def _carry_out(action: PlannedAction, engine: Engine, located: dict[str, Located]) -> Result:
     if action.kind == "evict":
-        return engine.evict(action.relative_path).outcome
+        return engine.evict(action.relative_path)
     root = located[action.relative_path].root if action.relative_path in located else None
     symlink_root = root if engine.layout == "symlink" else None
     if action.kind == "adopt":
-        return engine.adopt(action.relative_path, root=symlink_root).outcome
-    return engine.cache(action.relative_path, root=symlink_root).outcome
+        return engine.adopt(action.relative_path, root=symlink_root)
+    return engine.cache(action.relative_path, root=symlink_root)

@@ -60,7 +60,7 @@ def symlink_roots(config: Config) -> list:
 
 def settle_mover_list(config: Config, ledger: Ledger) -> MoverList:
     """The mover list rewritten from the ledger (after recovery: the ledger is the truth)."""
-    mover_list = MoverList(config.cache.mover_exclude_file)
+    mover_list = MoverList(config.cache.mover_exclude_file, fast_root(config))
     mover_list.rewrite(str(entry.fast_path) for entry in ledger.files(sidecars=True))
     return mover_list
 

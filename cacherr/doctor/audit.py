@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from cacherr.config.model import Config
+from cacherr.cycle import moverlist
 from cacherr.doctor.findings import Finding
 from cacherr.engine import paths, tidy
 from cacherr.host.processes import open_by_any_process
@@ -39,9 +40,10 @@ def audit(config: Config, ledger: Ledger, *, fix: bool) -> list[Finding]:
                                     "run `cacherr run --once`; recovery and the next plan "
                                     "settle it"))
             continue
-        if now != entry.fast:
+        if not entry.fast.matches(now):
             findings.append(Finding("warning", "untracked", f"{entry.fast_path} changed since "
-                                    "cacherr cached it (size, mtime or inode); it is left alone",
+                                    "cacherr cached it (size, mtime, ctime or inode); it is "
+                                    "left alone",
                                     "if the new file is right, `cacherr evict` skips it; "
                                     "remove or move it yourself"))
 
@@ -87,6 +89,28 @@ def audit(config: Config, ledger: Ledger, *, fix: bool) -> list[Finding]:
 
     if not findings:
         findings.append(Finding("ok", "audit", f"{len(tracked)} cached files, nothing stray"))
+    return findings + mover_list_length(Path(cache.mover_exclude_file), fast)
+
+
+def mover_list_length(listing: Path, fast: Path) -> list[Finding]:
+    """Given the mover list and the fast root, warn when one share's lines approach what
+    Mover Tuning can pass to `find` (past it: "Argument list too long", and nothing in
+    that share moves)."""
+    try:
+        text = listing.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    sizes = moverlist.share_sizes(text.splitlines(), fast)
+    findings = []
+    for share, size in sorted(sizes.items()):
+        if size >= 0.8 * moverlist.SHARE_LIMIT_BYTES:
+            findings.append(Finding(
+                "warning", "mover-list",
+                f"the lines for share {share!r} in {listing} make "
+                f"{size:,} bytes of Mover Tuning's find command (it fails past about "
+                f"{moverlist.SHARE_LIMIT_BYTES:,}, and then moves nothing in that share)",
+                "cache fewer files of that share (lower max_size or the rules' reach); "
+                "cacherr already writes one line per fully cached folder"))
     return findings
 
 

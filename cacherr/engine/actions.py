@@ -1,4 +1,5 @@
-"""What one action is: a plain record, written to the journal before anything happens."""
+"""What one action is (a plain record, written to the journal before anything happens),
+and what it did (`Result`)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,23 @@ class Action:
         data["fast"] = FileIdentity(**data["fast"]) if data["fast"] else None
         data["created_folders"] = tuple(data["created_folders"])
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one action did. `outcome`: cached | adopted | evicted | released | untracked.
+
+    `sidecars`: the sidecars that came or went with the file; `detail`: anything the user
+    should hear about (a sidecar skipped, a merged view serving another copy);
+    `refused_names`: sidecars skipped for their names (the name rule), counted as skips.
+    """
+
+    kind: str
+    relative_path: str
+    outcome: str
+    size_bytes: int
+    fast_path: Path
+    detail: str = ""
+    view_serves_fast: bool | None = None  # union: the merged view's own answer, if it gives one
+    sidecars: tuple[str, ...] = ()
+    refused_names: tuple[str, ...] = ()

@@ -27,6 +27,7 @@ from cacherr.state.ledger import FileIdentity
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 _RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 _libc = ctypes.CDLL(None, use_errno=True)
 # A kernel copy that fails with one of these before any byte moved falls back to the next way.
@@ -55,19 +56,21 @@ class CopyResult:
 
 
 def identity_of(st: os.stat_result) -> FileIdentity:
-    return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ino)
+    return FileIdentity.of_stat(st)
+
+
+def _renameat2(source: Path, target: Path, flags: int) -> int:
+    """renameat2(2); return 0, or the errno."""
+    if _libc.renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), flags):
+        return ctypes.get_errno()
+    return 0
 
 
 def rename_noreplace(source: Path, target: Path) -> None:
     """rename(2) that fails with FileExistsError instead of replacing an existing target."""
-    if (
-        _libc.renameat2(
-            _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
-        )
-        == 0
-    ):
+    err = _renameat2(source, target, _RENAME_NOREPLACE)
+    if err == 0:
         return
-    err = ctypes.get_errno()
     if err not in (errno.EINVAL, errno.ENOSYS):
         raise OSError(err, os.strerror(err), str(source), None, str(target))
     # This file system has no RENAME_NOREPLACE: check, then rename (the window is tiny).
@@ -76,15 +79,33 @@ def rename_noreplace(source: Path, target: Path) -> None:
     os.rename(source, target)
 
 
+def rename_exchange(first: Path, second: Path) -> bool:
+    """Atomically swap two names (renameat2 RENAME_EXCHANGE); return False, changing
+    nothing, where the file system cannot (the caller then renames after a check)."""
+    err = _renameat2(first, second, _RENAME_EXCHANGE)
+    if err == 0:
+        return True
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(first), None, str(second))
+
+
 def durable_copy(
-    source: Path, target: Path, expected: FileIdentity, options: CopyOptions
+    source: Path,
+    target: Path,
+    expected: FileIdentity,
+    options: CopyOptions,
+    on_temp: Callable[[int], None] | None = None,
 ) -> CopyResult:
     """Given a source whose identity must be `expected` and a free target name, copy it.
 
-    Return the identities of both and the SHA-256 (verify: checksum). Raise SourceChanged
-    if the source differs from `expected` before, during or after; NoSpace on ENOSPC;
-    Cancelled if the cancel event is set; CopyFailed on any other I/O error or a failed
-    verification. On any error the temporary file is gone and the target name is free.
+    `on_temp(inode)` hears the temporary file's inode before any byte is written (the
+    journal keeps it: the copy is told from anyone else's file by it). Return the
+    identities of both (the target's measured after its rename) and the SHA-256 (verify:
+    checksum). Raise SourceChanged if the source differs from `expected` (size, mtime,
+    inode or ctime) before, during or after; NoSpace on ENOSPC; Cancelled if the cancel
+    event is set; CopyFailed on any other I/O error or a failed verification. On any error
+    the temporary file is gone and the target name is free.
     """
     checkpoint = options.checkpoints.reached if options.checkpoints else (lambda name: None)
     temporary = temp_path(target)
@@ -97,8 +118,8 @@ def durable_copy(
     target_fd = -1
     try:
         st = os.fstat(source_fd)
-        if identity_of(st) != expected:
-            raise SourceChanged(source, "size, mtime or inode changed before the copy")
+        if not expected.matches(identity_of(st)):
+            raise SourceChanged(source, "size, mtime, ctime or inode changed before the copy")
         os.posix_fadvise(source_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)  # a leftover of an aborted copy of this same file
@@ -106,6 +127,8 @@ def durable_copy(
             temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
         checkpoint("temp-created")
+        if on_temp is not None:
+            on_temp(os.fstat(target_fd).st_ino)
         if options.verify == "checksum":
             method = "read/write"  # the bytes pass through user space to be hashed
             digest = _copy_verified(
@@ -127,8 +150,8 @@ def durable_copy(
             after = identity_of(os.lstat(source))
         except FileNotFoundError:
             raise SourceChanged(source, "vanished during the copy") from None
-        if after != expected:
-            raise SourceChanged(source, "size, mtime or inode changed during the copy")
+        if not expected.matches(after):
+            raise SourceChanged(source, "size, mtime, ctime or inode changed during the copy")
         try:
             rename_noreplace(temporary, target)
         except FileExistsError:

@@ -3,6 +3,7 @@ is raised the action has changed nothing visible (a temporary file is already re
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -17,6 +18,11 @@ class EngineError(Exception):
 
 class Refused(EngineError):
     """Bad input or an unsafe setup (a path outside the roots, an unmounted pool, ...)."""
+
+
+class NameRefused(Refused):
+    """A file or folder name cacherr refuses (control characters, invalid UTF-8, or a
+    character Mover Tuning's list cannot carry): the file is skipped, never cached."""
 
 
 class SourceChanged(EngineError):
@@ -56,3 +62,10 @@ class Held(EngineError):
         self.args = (
             f"{self.path}: held: {self.WHY.get(reason, reason)}; it starts once that ends",
         )
+
+
+def from_os_error(error: OSError, path: Path) -> EngineError:
+    """An OSError from a step, as the engine's error naming the file and the reason."""
+    if error.errno == errno.ENOSPC:
+        return NoSpace(error.filename or path, "the fast file system is full")
+    return CopyFailed(error.filename or path, error.strerror or str(error))

@@ -7,9 +7,11 @@ ledger change and the end of the action in one transaction.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from cacherr.engine.actions import Action
 from cacherr.engine.checkpoints import Checkpoints
@@ -22,6 +24,7 @@ class JournalEntry:
     action: Action
     steps: tuple[str, ...]
     started_at: float
+    values: dict[str, Any] = field(default_factory=dict)  # what the steps measured, merged
 
 
 class Journal:
@@ -49,11 +52,12 @@ class Journal:
         self.checkpoints.reached("begun")
         return int(cursor.lastrowid)
 
-    def step(self, action_id: int, name: str) -> None:
-        """Record that step `name` is durable on disk."""
+    def step(self, action_id: int, name: str, value: dict[str, Any] | None = None) -> None:
+        """Record that step `name` is durable on disk, with what it measured (`value`:
+        plain JSON, e.g. the inode of the copy's temporary file)."""
         self.conn.execute(
-            "INSERT OR IGNORE INTO journal_steps (action_id, step, at) VALUES (?,?,?)",
-            (action_id, name, time.time()),
+            "INSERT OR IGNORE INTO journal_steps (action_id, step, at, value) VALUES (?,?,?,?)",
+            (action_id, name, time.time(), None if value is None else json.dumps(value)),
         )
         self.checkpoints.reached(name)
 
@@ -83,15 +87,22 @@ class Journal:
             params = (relative_path,)
         entries = []
         for row in self.conn.execute(sql + " ORDER BY id", params).fetchall():
-            steps = tuple(
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT step FROM journal_steps WHERE action_id = ? ORDER BY at, rowid",
-                    (row["id"],),
-                )
-            )
+            rows = self.conn.execute(
+                "SELECT step, value FROM journal_steps WHERE action_id = ? ORDER BY rowid",
+                (row["id"],),
+            ).fetchall()
+            values: dict[str, Any] = {}
+            for step in rows:
+                if step["value"] is not None:
+                    values.update(json.loads(step["value"]))
             entries.append(
-                JournalEntry(row["id"], Action.from_json(row["plan"]), steps, row["started_at"])
+                JournalEntry(
+                    row["id"],
+                    Action.from_json(row["plan"]),
+                    tuple(step["step"] for step in rows),
+                    row["started_at"],
+                    values,
+                )
             )
         return entries
 

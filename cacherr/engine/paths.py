@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-from cacherr.engine.errors import Refused
+from cacherr.engine.errors import NameRefused, Refused
 from cacherr.host import mounts
 
 TEMP_SUFFIX = ".cacherr-tmp"
@@ -16,6 +16,27 @@ BACKUP_SUFFIX = ".cacherr-backup"
 LINK_SUFFIX = ".cacherr-link"
 WORKING_SUFFIXES = (TEMP_SUFFIX, BACKUP_SUFFIX, LINK_SUFFIX)
 _NAME_MAX = 255
+# Characters a name may not hold (the name rule): control characters would split a line
+# of the mover list, and Mover Tuning evals its list in a double-quoted shell string,
+# where ` $ " \ run commands or break the quoting.
+REFUSED_NAME_CHARACTERS = "`$\"\\"
+
+
+def name_problem(name: str) -> str | None:
+    """Given a file or folder name (or a path), return why cacherr refuses it, or None.
+
+    Refused: control characters (newline, carriage return, tab, ...), bytes that are not
+    UTF-8 (Python's surrogate escapes), and any of `REFUSED_NAME_CHARACTERS`.
+    """
+    for character in name:
+        code = ord(character)
+        if code < 0x20 or code == 0x7F:
+            return f"its name holds a control character ({character!r})"
+        if 0xD800 <= code <= 0xDFFF:
+            return "its name is not valid UTF-8"
+        if character in REFUSED_NAME_CHARACTERS:
+            return f"its name holds {character!r}, which Mover Tuning's list cannot carry"
+    return None
 
 
 def temp_path(path: Path) -> Path:
@@ -33,14 +54,18 @@ def link_temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}{LINK_SUFFIX}")
 
 
-def split_relative(relative_path: str) -> tuple[str, ...]:
+def split_relative(relative_path: str, *, names: bool = True) -> tuple[str, ...]:
     """Given a root-relative path, return its components; raise Refused if it could escape.
 
     Refused: empty, absolute, `.`/`..`/empty components, NUL, over-long names, and names
-    that look like cacherr's own working files.
+    that look like cacherr's own working files; NameRefused: a name `name_problem` refuses
+    (unless `names` is False: a file cached before the name rule may still be put back).
     """
     if not relative_path or "\0" in relative_path:
         raise Refused(relative_path or "''", "empty path or NUL byte")
+    problem = name_problem(relative_path) if names else None
+    if problem is not None:
+        raise NameRefused(ascii(relative_path), f"{problem}; skipped")
     if relative_path.startswith("/"):
         raise Refused(relative_path, "absolute path where a root-relative one is expected")
     parts = tuple(relative_path.split("/"))
@@ -98,16 +123,52 @@ def regular_file(path: Path) -> os.stat_result | None:
     return st
 
 
-def require_fast_branch(path: Path) -> None:
-    """Raise Refused unless `path` is a folder on a mounted file system other than the root.
+def require_fast_branch(path: Path, share: str | None = None) -> None:
+    """Raise Refused unless `path` is a folder on a mounted file system other than the root
+    one, not in RAM, and (given `share`) holds the share's top-level folder.
 
-    An unmounted pool is an empty folder on the (RAM) root file system: a copy there
-    would vanish at reboot.
+    An unmounted pool is an empty folder on the (RAM) root file system, or in Docker a
+    folder of the container's or a bind of the host's RAM root: a copy there would vanish
+    at reboot, and a cached copy would look gone. A RAM disk mounted at the branch itself
+    on purpose (a tmpfs of its own, as the test sandbox mounts) is accepted.
     """
     if not path.is_dir():
         raise Refused(path, "the fast branch is missing")
-    if not mounts.is_separate_mount(path):
+    mount = mounts.mount_of(path)
+    if mount.mount_point == "/":
         raise Refused(path, "the fast branch is not a mounted file system (pool not mounted?)")
+    own_ram_disk = (
+        mount.fs_type == "tmpfs" and mount.root == "/"
+        and os.path.realpath(path) == mount.mount_point
+    )  # fmt: skip
+    if mount.fs_type in mounts.VOLATILE_FS_TYPES and not own_ram_disk:
+        raise Refused(
+            path, f"the fast branch is on {mount.fs_type} (RAM) at {mount.mount_point}, where "
+            "a mounted pool is expected; is the pool mounted?",
+        )  # fmt: skip
+    if share is not None:
+        _require_share_top(path, share, "fast branch")
+
+
+def require_slow_branch(path: Path, share: str | None) -> None:
+    """Raise Refused unless the slow branch (or symlink root) is a folder, not on a root
+    file system in RAM, holding the share's top-level folder (given `share`): a disk that
+    did not mount is an empty folder, and its files would look gone."""
+    if not path.is_dir():
+        raise Refused(path, "the slow branch is missing (disk not mounted?)")
+    mount = mounts.mount_of(path)
+    if mount.mount_point == "/" and mount.fs_type in mounts.VOLATILE_FS_TYPES:
+        raise Refused(path, f"the slow branch is on the root file system in RAM ({mount.fs_type})")
+    if share is not None:
+        _require_share_top(path, share, "slow branch")
+
+
+def _require_share_top(branch: Path, share: str, what: str) -> None:
+    top = branch / share
+    if top.is_symlink() or not top.is_dir():
+        raise Refused(
+            top, f"the {what} has no folder for the share {share!r} (not mounted yet?)"
+        )
 
 
 def require_cache_dir(path: Path) -> None:

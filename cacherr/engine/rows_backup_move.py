@@ -7,43 +7,37 @@ step was not taken yet (so an InUse before that step leaves things as they were)
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from cacherr.engine import steps
 from cacherr.engine.actions import Action
-from cacherr.engine.copy import identity_of, rename_noreplace
+from cacherr.engine.copy import rename_noreplace
 from cacherr.engine.errors import SourceChanged
-from cacherr.engine.paths import fsync_folder, remove_empty_folders, remove_if_present, temp_path
+from cacherr.engine.paths import fsync_folder, remove_empty_folders
 from cacherr.engine.rows import (
     Decision,
-    _lstat,
-    _lstat_identity,
-    _remove_temp,
-    _require_identity,
-    _same_content_stamp,
-    copy_checked,
-    require_our_symlink,
+    Placed,
+    drop,
+    placed_copy,
+    remove_temp,
+    rolled_back,
+    settle_link_temp,
+    settle_swapped_out,
+    share_top,
 )
-from cacherr.state.ledger import FileIdentity
+from cacherr.engine.safety import (
+    Known,
+    any_file,
+    is_our_symlink,
+    measure,
+    our_symlink,
+    own_copy,
+    require,
+    same,
+    without_ctime,
+)
 
-
-def _share_top(action: Action, branch: str) -> Path:
-    return Path(branch) / action.relative_path.split("/")[0]
-
-
-def _folders_between(path: Path, keep: Path) -> list[Path]:
-    """The folders above `path` up to (not including) `keep`."""
-    folders, folder = [], path.parent
-    while folder != keep and keep in folder.parents:
-        folders.append(folder)
-        folder = folder.parent
-    return folders
-
-
-def _unlink_if(path: Path, matches: bool) -> None:
-    if matches and remove_if_present(path):
-        fsync_folder(path.parent)
+KEPT_COPY = "left alone: the original vanished; cacherr's copy on the fast branch is kept"
 
 
 def _require_free(path: Path, what: str) -> None:
@@ -57,47 +51,53 @@ class UnionBackup:
 
     layout, original = "union", "backup"
 
-    def cache(self, ctx: steps.Context, action_id: int, action: Action) -> FileIdentity:
-        copied_target = copy_checked(ctx, action_id, action)
-        steps.require_idle(ctx, action)
-        steps.hide_original(ctx, action_id, action.slow_path, action.backup_path)
-        return copied_target
+    def cache(self, ctx: steps.Context, action_id: int, action: Action) -> Placed:
+        steps.make_folders(ctx, action_id, action)
+        copied = steps.copy_file(ctx, action_id, action.slow_path, action.fast_path, action.slow)
+        backup = steps.hide_original(ctx, action_id, action, action.slow, copied.target)
+        return Placed(copied.target, backup)
 
     def evict(self, ctx: steps.Context, action_id: int, action: Action) -> None:
-        _require_identity(action.fast_path, action.fast, "cached copy")
-        _require_identity(action.backup_path, action.slow, "backup of the original")
+        require(action.fast_path, same(action.fast), "cached copy")  # type: ignore[arg-type]
+        require(action.backup_path, same(action.slow), "backup of the original")
         _require_free(action.slow_path, "original's name")
         ctx.journal.step(action_id, "checked")
-        steps.require_idle(ctx, action)
-        steps.restore_backup(ctx, action_id, action.backup_path, action.slow_path, replace=False)
-        steps.remove_copy(ctx, action_id, action.fast_path, _share_top(action, action.fast_branch))
+        restored = steps.restore_backup(ctx, action_id, action, action.backup_path, action.slow)
+        steps.remove_copy(
+            ctx, action_id, action, action.slow_path, same(restored),
+            share_top(action, action.fast_branch), guards_asked=True,
+        )  # fmt: skip
 
-    def recover_cache(self, action: Action) -> Decision:
-        _remove_temp(action.fast_path)
-        fast = _lstat(action.fast_path)
-        complete = _same_content_stamp(fast, action.slow)
-        original, backup = _lstat_identity(action.slow_path), _lstat_identity(action.backup_path)
-        if backup == action.slow:
-            if complete:
-                fsync_folder(action.fast_path.parent)
-                return Decision("done", "cached", identity_of(fast))  # type: ignore[arg-type]
-            if original is not None:
-                return Decision("aborted", "inconsistent: a backup without its copy; left alone")
+    def recover_cache(self, action: Action, known: Known) -> Decision:
+        copy = placed_copy(action, known)
+        hidden = known.original or without_ctime(action.slow)  # a rename moves the ctime
+        if hidden.matches(measure(action.backup_path)):
+            if copy is not None:
+                return Decision("done", "cached", copy, slow=measure(action.backup_path))
+            if os.path.lexists(action.slow_path):
+                return Decision(
+                    "aborted", "inconsistent: a backup without its copy, and another file at "
+                    "the original's name; left alone",
+                )  # fmt: skip
             rename_noreplace(action.backup_path, action.slow_path)  # not reachable by our order
             fsync_folder(action.slow_path.parent)
-        # The original was not hidden yet: the copy (if complete) is ours to drop.
-        _unlink_if(action.fast_path, complete)
+        # The original was not hidden: the copy (if ours) goes, if the original stays.
+        if copy is not None and not drop(
+            action, action.fast_path, same(copy), action.slow_path, any_file()
+        ):
+            return Decision("aborted", KEPT_COPY)
         remove_empty_folders([Path(f) for f in action.created_folders])
-        return Decision("aborted", "rolled-back")
+        return rolled_back(action, action.fast_path)
 
-    def recover_evict(self, action: Action) -> Decision:
-        if _lstat_identity(action.slow_path) == action.slow:  # restored (rename keeps the inode)
-            fast = _lstat(action.fast_path)
-            _unlink_if(action.fast_path, fast is not None and identity_of(fast) == action.fast)
-            keep = _share_top(action, action.fast_branch)
-            remove_empty_folders(_folders_between(action.fast_path, keep))
+    def recover_evict(self, action: Action, known: Known) -> Decision:
+        restored = known.original or without_ctime(action.slow)
+        if restored.matches(measure(action.slow_path)):  # renamed back: the copy may go
+            if action.fast is not None:
+                drop(action, action.fast_path, same(action.fast), action.slow_path, same(restored))
+            keep = share_top(action, action.fast_branch)
+            remove_empty_folders(steps.folders_between(action.fast_path, keep))
             return Decision("done", "evicted")
-        if _lstat(action.backup_path) is not None:
+        if os.path.lexists(action.backup_path):
             return Decision("aborted", "rolled-back")  # the backup was not renamed back yet
         return Decision("aborted", "inconsistent: neither the original nor its backup; left alone")
 
@@ -109,110 +109,134 @@ class UnionMove:
 
     layout, original = "union", "move"
 
-    def cache(self, ctx: steps.Context, action_id: int, action: Action) -> FileIdentity:
-        copied_target = copy_checked(ctx, action_id, action)
-        steps.require_idle(ctx, action)
-        steps.remove_original(ctx, action_id, action.slow_path)
-        return copied_target
+    def cache(self, ctx: steps.Context, action_id: int, action: Action) -> Placed:
+        steps.make_folders(ctx, action_id, action)
+        copied = steps.copy_file(ctx, action_id, action.slow_path, action.fast_path, action.slow)
+        steps.remove_original(ctx, action_id, action, action.slow, copied.target)
+        return Placed(copied.target)
 
     def evict(self, ctx: steps.Context, action_id: int, action: Action) -> None:
-        _require_identity(action.fast_path, action.fast, "cached copy")
+        require(action.fast_path, same(action.fast), "cached copy")  # type: ignore[arg-type]
         _require_free(action.slow_path, "slow path")
         ctx.journal.step(action_id, "checked")
         steps.make_folders(ctx, action_id, action, to_slow=True)
-        steps.copy_file(
-            ctx, action_id, action.fast_path, action.slow_path, action, expected=action.fast
+        copied = steps.copy_file(
+            ctx, action_id, action.fast_path, action.slow_path, action.fast  # type: ignore[arg-type]
         )
-        steps.require_idle(ctx, action)
-        steps.remove_copy(ctx, action_id, action.fast_path, _share_top(action, action.fast_branch))
+        steps.remove_copy(
+            ctx, action_id, action, action.slow_path, same(copied.target),
+            share_top(action, action.fast_branch),
+        )  # fmt: skip
 
-    def recover_cache(self, action: Action) -> Decision:
-        _remove_temp(action.fast_path)
-        fast = _lstat(action.fast_path)
-        complete = _same_content_stamp(fast, action.slow)
-        original = _lstat_identity(action.slow_path)
-        if original is None:
-            if complete:
-                fsync_folder(action.fast_path.parent)
-                return Decision("done", "cached", identity_of(fast))  # type: ignore[arg-type]
+    def recover_cache(self, action: Action, known: Known) -> Decision:
+        copy = placed_copy(action, known)
+        if not os.path.lexists(action.slow_path):  # the original was removed
+            if copy is not None:
+                return Decision("done", "cached", copy)
+            if os.path.lexists(action.fast_path):
+                return Decision(
+                    "aborted", "left alone: someone else (the mover?) moved the file to the "
+                    "fast branch; that copy is theirs",
+                )  # fmt: skip
             return Decision("aborted", "inconsistent: the original is gone without a copy")
-        _unlink_if(action.fast_path, complete)  # the original stays: drop our copy
+        if copy is not None and not drop(
+            action, action.fast_path, same(copy), action.slow_path, any_file()
+        ):
+            return Decision("aborted", KEPT_COPY)
         remove_empty_folders([Path(f) for f in action.created_folders])
-        return Decision("aborted", "rolled-back")
+        return rolled_back(action, action.fast_path)
 
-    def recover_evict(self, action: Action) -> Decision:
-        _remove_temp(action.slow_path)
-        back = _same_content_stamp(_lstat(action.slow_path), action.fast)  # type: ignore[arg-type]
-        fast = _lstat(action.fast_path)
-        if fast is None:
-            if not back:
-                return Decision("aborted", "inconsistent: neither copy is there; left alone")
-            keep = _share_top(action, action.fast_branch)
-            remove_empty_folders(_folders_between(action.fast_path, keep))
-            return Decision("done", "evicted")
-        # The fast copy is still there: undo the copy back (it is ours, made from it).
-        _unlink_if(action.slow_path, back)
-        remove_empty_folders([Path(f) for f in action.created_folders])
-        return Decision("aborted", "rolled-back")
+    def recover_evict(self, action: Action, known: Known) -> Decision:
+        remove_temp(action.slow_path)
+        fast_as = action.fast
+        assert fast_as is not None
+        back = own_copy(action.slow_path, known, fast_as)
+        created = [Path(f) for f in action.created_folders]
+        if not os.path.lexists(action.fast_path):
+            if back is not None:
+                keep = share_top(action, action.fast_branch)
+                remove_empty_folders(steps.folders_between(action.fast_path, keep))
+                return Decision("done", "evicted")
+            if os.path.lexists(action.slow_path):
+                return Decision(
+                    "aborted", "untracked: someone else (the mover?) moved the cached copy",
+                    untrack=True,
+                )  # fmt: skip
+            return Decision("aborted", "inconsistent: neither copy is there; left alone")
+        if fast_as.matches(measure(action.fast_path)):  # undo the copy back (made from it)
+            if back is not None:
+                drop(action, action.slow_path, same(back), action.fast_path, same(fast_as))
+            remove_empty_folders(created)
+            return Decision("aborted", "rolled-back")
+        if back is not None:  # the cached copy changed: the copy made back is stale
+            drop(action, action.slow_path, same(back), action.fast_path, any_file())
+        remove_empty_folders(created)
+        return Decision("aborted", "untracked: the cached copy changed", untrack=True)
 
 
 class SymlinkMove:
-    """symlink / move: copy to `dir`, then atomically replace the original with a symlink;
-    evict copies the file back beside the symlink, renames it over the symlink, and
-    deletes the copy."""
+    """symlink / move: copy to `dir`, then swap the original for a symlink (its inode
+    goes); evict copies the file back beside the symlink, swaps it in, and deletes the
+    copy."""
 
     layout, original = "symlink", "move"
 
-    def cache(self, ctx: steps.Context, action_id: int, action: Action) -> FileIdentity:
-        copied_target = copy_checked(ctx, action_id, action)
-        steps.require_idle(ctx, action)
-        steps.swap_symlink(
-            ctx, action_id, action.slow_path, action.link_temp_path, action.link_target or ""
-        )
-        return copied_target
+    def cache(self, ctx: steps.Context, action_id: int, action: Action) -> Placed:
+        steps.make_folders(ctx, action_id, action)
+        copied = steps.copy_file(ctx, action_id, action.slow_path, action.fast_path, action.slow)
+        steps.swap_in_symlink(ctx, action_id, action, action.slow, copied.target)
+        return Placed(copied.target)
 
     def evict(self, ctx: steps.Context, action_id: int, action: Action) -> None:
-        require_our_symlink(action.slow_path)
-        _require_identity(action.fast_path, action.fast, "cached copy")
+        require(action.slow_path, our_symlink(action.link_target), "original's name")
+        require(action.fast_path, same(action.fast), "cached copy")  # type: ignore[arg-type]
         _require_free(action.backup_path, "name the copy comes back under")
         ctx.journal.step(action_id, "checked")
-        steps.copy_file(
-            ctx, action_id, action.fast_path, action.backup_path, action, expected=action.fast
+        copied = steps.copy_file(
+            ctx, action_id, action.fast_path, action.backup_path, action.fast  # type: ignore[arg-type]
         )
-        steps.require_idle(ctx, action)
-        steps.restore_backup(ctx, action_id, action.backup_path, action.slow_path)
-        steps.remove_copy(ctx, action_id, action.fast_path, Path(action.fast_branch))
+        restored = steps.swap_out_symlink(
+            ctx, action_id, action, action.backup_path, copied.target
+        )
+        steps.remove_copy(
+            ctx, action_id, action, action.slow_path, same(restored), Path(action.fast_branch),
+            guards_asked=True,
+        )  # fmt: skip
 
-    def recover_cache(self, action: Action) -> Decision:
+    def recover_cache(self, action: Action, known: Known) -> Decision:
         original = action.slow_path
-        _remove_temp(action.fast_path)
-        if remove_if_present(action.link_temp_path):
-            fsync_folder(original.parent)
-        now = _lstat(original)
-        fast = _lstat(action.fast_path)
-        complete = _same_content_stamp(fast, action.slow)
-        if now is not None and stat.S_ISLNK(now.st_mode):
-            if complete:
-                return Decision("done", "cached", identity_of(fast))  # type: ignore[arg-type]
+        copy = placed_copy(action, known)
+        settle_link_temp(action, without_ctime(action.slow), copy=copy)
+        if is_our_symlink(original, action.link_target):
+            if copy is not None:
+                return Decision("done", "cached", copy)
             return Decision("aborted", "inconsistent: symlink without its copy; left alone")
-        if now is None:
+        if not os.path.lexists(original):
             return Decision("aborted", "inconsistent: the original is gone; left alone")
-        _unlink_if(action.fast_path, complete)
+        if copy is not None and not drop(action, action.fast_path, same(copy), original, any_file()):
+            return Decision("aborted", KEPT_COPY)
         remove_empty_folders([Path(f) for f in action.created_folders])
-        return Decision("aborted", "rolled-back")
+        return rolled_back(action, action.fast_path)
 
-    def recover_evict(self, action: Action) -> Decision:
-        back = action.backup_path
-        if remove_if_present(temp_path(back)):
-            fsync_folder(back.parent)
-        now = _lstat(action.slow_path)
-        expected: FileIdentity = action.fast  # type: ignore[assignment]
-        if now is not None and stat.S_ISLNK(now.st_mode):
-            _unlink_if(back, _same_content_stamp(_lstat(back), expected))
-            return Decision("aborted", "rolled-back")  # the copy had not replaced the link
-        if not _same_content_stamp(now, expected):
+    def recover_evict(self, action: Action, known: Known) -> Decision:
+        back, original = action.backup_path, action.slow_path
+        fast_as = action.fast
+        assert fast_as is not None
+        remove_temp(back)
+        if is_our_symlink(original, action.link_target):  # the copy had not replaced the link
+            made = own_copy(back, known, fast_as)
+            if made is not None:
+                drop(action, back, same(made), action.fast_path, any_file())
+            return Decision("aborted", "rolled-back")
+        restored = own_copy(original, known, fast_as, renamed_since=True)
+        if restored is not None and not settle_swapped_out(action, back):
+            restored = None  # someone had replaced the symlink: theirs is back in place
+        if restored is None:
+            stale = own_copy(back, known, fast_as, renamed_since=True)
+            if stale is not None:  # our copy back is not needed: the fast copy stays
+                drop(action, back, same(stale), action.fast_path, any_file())
+                return Decision("aborted", "untracked: the symlink was replaced", untrack=True)
             return Decision("aborted", "inconsistent: the original is not the copy; left alone")
-        fast = _lstat(action.fast_path)
-        _unlink_if(action.fast_path, fast is not None and identity_of(fast) == expected)
-        remove_empty_folders(_folders_between(action.fast_path, Path(action.fast_branch)))
+        drop(action, action.fast_path, same(fast_as), original, same(without_ctime(restored)))
+        remove_empty_folders(steps.folders_between(action.fast_path, Path(action.fast_branch)))
         return Decision("done", "evicted")

@@ -1,5 +1,7 @@
 """The steps every layout row is made of. Each one is durable (fsynced, folder included)
-before it is journalled, so the journal never claims more than the disks hold."""
+before it is journalled, so the journal never claims more than the disks hold; each step
+that hides, replaces or removes a file goes through `safety.remove_side` (guards, then
+both sides' identities, then the one system call)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cacherr.engine import safety
 from cacherr.engine.actions import Action
 from cacherr.engine.checkpoints import Checkpoints
-from cacherr.engine.copy import CopyOptions, CopyResult, durable_copy, rename_noreplace
-from cacherr.engine.errors import InUse
+from cacherr.engine.copy import (
+    CopyOptions,
+    CopyResult,
+    durable_copy,
+    rename_exchange,
+    rename_noreplace,
+)
+from cacherr.engine.errors import SourceChanged
 from cacherr.engine.journal import Journal
 from cacherr.engine.paths import fsync_folder, remove_empty_folders, remove_if_present
+from cacherr.engine.safety import Expectation, Guards
 from cacherr.state.ledger import FileIdentity
 
 
@@ -24,7 +34,16 @@ class Context:
     journal: Journal
     checkpoints: Checkpoints
     copy_options: CopyOptions
-    session_check: Callable[[str], bool] | None  # True = a player is reading the file
+    guards: Guards = safety.NO_GUARDS
+
+
+def _identity_value(identity: FileIdentity) -> dict:
+    return {
+        "size_bytes": identity.size_bytes,
+        "mtime_ns": identity.mtime_ns,
+        "inode": identity.inode,
+        "ctime_ns": identity.ctime_ns,
+    }
 
 
 def make_folders(ctx: Context, action_id: int, action: Action, *, to_slow: bool = False) -> None:
@@ -53,85 +72,204 @@ def copy_file(
     action_id: int,
     source: Path,
     target: Path,
-    action: Action,
-    expected: FileIdentity | None = None,
+    expected: FileIdentity,
 ) -> CopyResult:
-    """The durable copy of `source` (which must still be `expected`, by default
-    `action.slow`) to `target`."""
-    result = durable_copy(source, target, expected or action.slow, ctx.copy_options)
-    ctx.journal.step(action_id, "copied")
+    """The durable copy of `source` (which must still be `expected`) to `target`. The
+    journal gets the temporary file's inode before any byte is written, and the placed
+    copy's identity (measured after its rename) once it is durable."""
+
+    def journal_temp(inode: int) -> None:
+        ctx.journal.step(action_id, "temp-made", {"temp_inode": inode})
+
+    result = durable_copy(source, target, expected, ctx.copy_options, on_temp=journal_temp)
+    ctx.journal.step(action_id, "copied", {"copy": _identity_value(result.target)})
     return result
 
 
-def link_backup(ctx: Context, action_id: int, original: Path, backup: Path) -> None:
-    """Keep the original's inode under a hidden name beside it (a hardlink: no data moves)."""
+def record_original(ctx: Context, action_id: int, step: str, path: Path) -> FileIdentity:
+    """Journal `step` with the identity the original (or its backup) has now, after a
+    rename or link changed its ctime; return that identity."""
+    identity = safety.measure(path)
+    if identity is None:
+        raise SourceChanged(path, "vanished right after cacherr renamed it")
+    ctx.journal.step(action_id, step, {"original": _identity_value(identity)})
+    return identity
+
+
+def link_backup(
+    ctx: Context, action_id: int, original: Path, backup: Path, original_as: FileIdentity
+) -> FileIdentity:
+    """Keep the original's inode under a hidden name beside it (a hardlink: no data moves);
+    return its identity now (a new link changes the ctime)."""
+    safety.require(original, safety.same(original_as), "original")
     os.link(original, backup, follow_symlinks=False)
     ctx.checkpoints.reached("backup-linked")
     fsync_folder(backup.parent)
-    ctx.journal.step(action_id, "backed-up")
+    return record_original(ctx, action_id, "backed-up", backup)
 
 
-def swap_symlink(
-    ctx: Context, action_id: int, original: Path, link_temp: Path, link_target: str
+def swap_in_symlink(
+    ctx: Context,
+    action_id: int,
+    action: Action,
+    original_as: FileIdentity,
+    copy_as: FileIdentity,
 ) -> None:
-    """Atomically replace the original's name with a symlink to the cached copy."""
+    """Replace the original's name with a symlink to the cached copy: the symlink is made
+    under a hidden name, then swapped with the original (guards, then identities, then
+    the exchange); what was swapped out must be the original's inode, whose hidden name
+    then goes (its only name under `original: move`, whose copy is the counterpart)."""
+    original, link_temp = action.slow_path, action.link_temp_path
     remove_if_present(link_temp)
-    os.symlink(link_target, link_temp)
+    os.symlink(action.link_target or "", link_temp)
     ctx.checkpoints.reached("link-created")
-    os.rename(link_temp, original)
+
+    def swap() -> None:
+        exchange_checked(
+            ctx, link_temp, original, "link-exchanged",
+            lambda held: safety.without_ctime(original_as).matches(safety.measure(held)),
+            "was replaced while cacherr swapped in its symlink",
+        )  # fmt: skip
+
+    safety.remove_side(
+        ctx.guards, action,
+        goes=original, goes_as=safety.same(original_as),
+        stays=action.fast_path, stays_as=safety.same(copy_as),
+        act=swap, view_first=False,
+    )  # fmt: skip
     ctx.checkpoints.reached("link-renamed")
     fsync_folder(original.parent)
     ctx.journal.step(action_id, "swapped")
 
 
-def hide_original(ctx: Context, action_id: int, original: Path, backup: Path) -> None:
-    """union / backup: rename the slow copy to its hidden backup name (never over a file)."""
-    rename_noreplace(original, backup)
+def hide_original(
+    ctx: Context, action_id: int, action: Action, original_as: FileIdentity, copy_as: FileIdentity
+) -> FileIdentity:
+    """union / backup: rename the slow copy to its hidden backup name (never over a file),
+    once the merged view serves the fast copy; return the backup's identity."""
+    original, backup = action.slow_path, action.backup_path
+    safety.remove_side(
+        ctx.guards, action,
+        goes=original, goes_as=safety.same(original_as),
+        stays=action.fast_path, stays_as=safety.same(copy_as),
+        act=lambda: rename_noreplace(original, backup), view_first=True,
+    )  # fmt: skip
     ctx.checkpoints.reached("original-renamed")
     fsync_folder(original.parent)
-    ctx.journal.step(action_id, "backed-up")
+    return record_original(ctx, action_id, "backed-up", backup)
 
 
-def remove_original(ctx: Context, action_id: int, original: Path) -> None:
-    """original: move, once the copy is durable: delete the slow copy."""
-    os.unlink(original)
+def remove_original(
+    ctx: Context, action_id: int, action: Action, original_as: FileIdentity, copy_as: FileIdentity
+) -> None:
+    """original: move, once the copy is durable and the merged view serves it: delete the
+    slow copy."""
+    original = action.slow_path
+    safety.remove_side(
+        ctx.guards, action,
+        goes=original, goes_as=safety.same(original_as),
+        stays=action.fast_path, stays_as=safety.same(copy_as),
+        act=lambda: os.unlink(original), view_first=True,
+    )  # fmt: skip
     ctx.checkpoints.reached("original-unlinked")
     fsync_folder(original.parent)
     ctx.journal.step(action_id, "original-removed")
 
 
 def restore_backup(
-    ctx: Context, action_id: int, backup: Path, original: Path, *, replace: bool = True
-) -> None:
-    """Atomically put the original back: over the symlink, or (`replace=False`, the
-    union layout) at its free name."""
-    if replace:
-        os.rename(backup, original)
-    else:
-        rename_noreplace(backup, original)
+    ctx: Context, action_id: int, action: Action, backup: Path, backup_as: FileIdentity
+) -> FileIdentity:
+    """union / backup: put the original back at its free name; return its identity."""
+    original = action.slow_path
+    safety.ask_guards(ctx.guards, action)  # once: the copy goes right after, unasked
+    safety.require(backup, safety.same(backup_as), "backup of the original")
+    rename_noreplace(backup, original)
     ctx.checkpoints.reached("backup-renamed")
     fsync_folder(original.parent)
-    ctx.journal.step(action_id, "restored")
+    return record_original(ctx, action_id, "restored", original)
 
 
-def require_idle(ctx: Context, action: Action) -> None:
-    """Ask the sessions again just before a destructive step; raise InUse if playing."""
-    if ctx.session_check is None:
+def swap_out_symlink(
+    ctx: Context, action_id: int, action: Action, backup: Path, backup_as: FileIdentity
+) -> FileIdentity:
+    """Symlink layout: put the original (or the copy made back beside it) in place of
+    cacherr's symlink with one exchange (guards, then identities, then the exchange);
+    what was swapped out must be that symlink, which then goes. Return the original's
+    identity now."""
+    original = action.slow_path
+
+    def swap() -> None:
+        exchange_checked(
+            ctx, backup, original, "backup-exchanged",
+            lambda held: safety.is_our_symlink(held, action.link_target),
+            "is no longer cacherr's symlink",
+        )  # fmt: skip
+
+    safety.remove_side(
+        ctx.guards, action,
+        goes=original, goes_as=safety.our_symlink(action.link_target),
+        stays=backup, stays_as=safety.same(backup_as),
+        act=swap,
+    )  # fmt: skip
+    ctx.checkpoints.reached("backup-renamed")
+    fsync_folder(original.parent)
+    return record_original(ctx, action_id, "restored", original)
+
+
+def exchange_checked(
+    ctx: Context,
+    held: Path,
+    name: Path,
+    checkpoint: str,
+    swapped_out_is_expected: Callable[[Path], bool],
+    why: str,
+) -> None:
+    """Swap `held` into `name` with RENAME_EXCHANGE; what was swapped out (now at `held`)
+    must be what the caller expected, else it is swapped back and SourceChanged raised;
+    then its hidden name goes. Where the file system cannot exchange: a plain rename
+    (the caller checked `name` just before)."""
+    if not rename_exchange(held, name):
+        os.rename(held, name)
         return
-    for path in filter(None, (action.relative_path, action.sidecar_of)):
-        if ctx.session_check(path):
-            raise InUse(action.relative_path, f"a player is reading {path}; {action.kind} it later")
+    ctx.checkpoints.reached(checkpoint)
+    if not swapped_out_is_expected(held):
+        rename_exchange(held, name)  # not what was checked: put it back
+        fsync_folder(name.parent)
+        raise SourceChanged(name, why)
+    os.unlink(held)
 
 
-def remove_copy(ctx: Context, action_id: int, path: Path, keep_folder: Path) -> None:
-    """Delete the cached copy, then its folders that are left empty, up to `keep_folder`."""
-    remove_if_present(path)
+def remove_copy(
+    ctx: Context,
+    action_id: int,
+    action: Action,
+    stays: Path,
+    stays_as: Expectation,
+    keep_folder: Path,
+    *,
+    guards_asked: bool = False,
+) -> None:
+    """Delete the cached copy (it must be the ledger's, its counterpart `stays` as
+    expected), then its folders that are left empty, up to `keep_folder`.
+    `guards_asked`: the step that put the original back asked them (recovery would
+    finish this eviction anyway, so asking again could only leave it half done)."""
+    path = action.fast_path
+    safety.remove_side(
+        safety.NO_GUARDS if guards_asked else ctx.guards, action,
+        goes=path, goes_as=safety.same(action.fast),  # type: ignore[arg-type]
+        stays=stays, stays_as=stays_as,
+        act=lambda: os.unlink(path),
+    )  # fmt: skip
     ctx.checkpoints.reached("copy-unlinked")
     fsync_folder(path.parent)
-    folders = []
-    folder = path.parent
-    while folder != keep_folder and keep_folder in folder.parents:
+    remove_empty_folders(folders_between(path, keep_folder))
+    ctx.journal.step(action_id, "removed")
+
+
+def folders_between(path: Path, keep: Path) -> list[Path]:
+    """The folders above `path` up to (not including) `keep`."""
+    folders, folder = [], path.parent
+    while folder != keep and keep in folder.parents:
         folders.append(folder)
         folder = folder.parent
-    remove_empty_folders(folders)
-    ctx.journal.step(action_id, "removed")
+    return folders

@@ -19,6 +19,7 @@ class Mount:
     fs_type: str
     source: str
     device: int  # st_dev-compatible major:minor
+    root: str = "/"  # the folder of the file system mounted here ("/": all of it; else a bind)
 
 
 def _unescape(field: str) -> str:
@@ -42,6 +43,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
             fs_type=right_fields[0],
             source=_unescape(right_fields[1]) if len(right_fields) > 1 else "",
             device=os.makedev(major, minor),
+            root=_unescape(fields[3]),
         ))
     return mounts
 

@@ -18,17 +18,36 @@ from cacherr.state import db
 
 @dataclass(frozen=True)
 class FileIdentity:
-    """A file as measured on its branch: a change in any field means someone else wrote it."""
+    """A file as measured on its branch: a change in any field means someone else wrote it.
+
+    `ctime_ns` catches a writer that keeps size and mtime (a tagger, `rsync --inplace -t`);
+    None where it was not recorded (entries from before cacherr kept it). Compare a
+    recorded identity with a file through `matches`, which skips an unrecorded ctime.
+    """
 
     size_bytes: int
     mtime_ns: int
     inode: int
+    ctime_ns: int | None = None
 
     @classmethod
     def of(cls, path: str | Path) -> FileIdentity:
         """Given a physical path, return its identity (lstat: never follows a symlink)."""
-        st = Path(path).lstat()
-        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+        return cls.of_stat(Path(path).lstat())
+
+    @classmethod
+    def of_stat(cls, st) -> FileIdentity:
+        """Given an os.stat_result, return the identity it shows."""
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+    def matches(self, measured: FileIdentity | None) -> bool:
+        """True if `measured` (taken now) is this recorded file, unchanged."""
+        return (
+            measured is not None
+            and (measured.size_bytes, measured.mtime_ns, measured.inode)
+            == (self.size_bytes, self.mtime_ns, self.inode)
+            and (self.ctime_ns is None or measured.ctime_ns == self.ctime_ns)
+        )
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,7 @@ class CachedFile:
     backup_name: str | None = None
     sidecar_of: str | None = None
     cached_at: float = 0.0
+    link_target: str | None = None  # symlink layout: the text of cacherr's symlink
 
     @property
     def fast_path(self) -> Path:
@@ -70,26 +90,31 @@ class Attribution:
 _FILE_COLUMNS = (
     "relative_path, layout, original, kind, fast_branch, fast_size_bytes, fast_mtime_ns,"
     " fast_inode, slow_branch, slow_size_bytes, slow_mtime_ns, slow_inode, backup_name,"
-    " sidecar_of, cached_at"
+    " sidecar_of, cached_at, fast_ctime_ns, slow_ctime_ns, link_target"
 )
 
 
 def _row_to_file(row: sqlite3.Row) -> CachedFile:
     slow = None
     if row["slow_size_bytes"] is not None:
-        slow = FileIdentity(row["slow_size_bytes"], row["slow_mtime_ns"], row["slow_inode"])
+        slow = FileIdentity(
+            row["slow_size_bytes"], row["slow_mtime_ns"], row["slow_inode"], row["slow_ctime_ns"]
+        )
     return CachedFile(
         relative_path=row["relative_path"],
         layout=row["layout"],
         original=row["original"],
         kind=row["kind"],
         fast_branch=row["fast_branch"],
-        fast=FileIdentity(row["fast_size_bytes"], row["fast_mtime_ns"], row["fast_inode"]),
+        fast=FileIdentity(
+            row["fast_size_bytes"], row["fast_mtime_ns"], row["fast_inode"], row["fast_ctime_ns"]
+        ),
         slow_branch=row["slow_branch"],
         slow=slow,
         backup_name=row["backup_name"],
         sidecar_of=row["sidecar_of"],
         cached_at=row["cached_at"],
+        link_target=row["link_target"],
     )
 
 
@@ -113,7 +138,7 @@ class Ledger:
         slow = entry.slow
         self.conn.execute(
             f"INSERT OR REPLACE INTO cached_files ({_FILE_COLUMNS})"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 entry.relative_path, entry.layout, entry.original, entry.kind,
                 entry.fast_branch, entry.fast.size_bytes, entry.fast.mtime_ns, entry.fast.inode,
@@ -122,6 +147,7 @@ class Ledger:
                 slow.mtime_ns if slow else None,
                 slow.inode if slow else None,
                 entry.backup_name, entry.sidecar_of, entry.cached_at or time.time(),
+                entry.fast.ctime_ns, slow.ctime_ns if slow else None, entry.link_target,
             ),
         )
 

@@ -133,6 +133,23 @@ MIGRATIONS.append(
 
 MIGRATIONS.append(
     (
+        6,
+        """
+        -- ctime joins a file's identity: a writer that keeps size and mtime (a tagger,
+        -- rsync --inplace -t) still changes it. NULL: recorded before cacherr kept it.
+        ALTER TABLE cached_files ADD COLUMN fast_ctime_ns INTEGER;
+        ALTER TABLE cached_files ADD COLUMN slow_ctime_ns INTEGER;
+        -- Symlink layout: the text of cacherr's symlink, so an eviction recognises it.
+        ALTER TABLE cached_files ADD COLUMN link_target TEXT;
+        -- What a journal step measured (JSON): the copy's temporary inode, the placed
+        -- copy's identity, the original's after a rename; recovery tells its own files by it.
+        ALTER TABLE journal_steps ADD COLUMN value TEXT;
+        """,
+    )
+)
+
+MIGRATIONS.append(
+    (
         7,
         """
         -- The look-ahead window each rule last chose per users and show, and why (`ls`).

@@ -13,10 +13,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-# Serve the first branch that has a file (pool first), never cache file data in FUSE, and
-# drop the page cache of what was read through the view, so tests see the disks' truth.
+# Serve the first branch that has a file (pool first), never cache file data, names or
+# attributes in FUSE, and drop the page cache of what was read through the view, so tests
+# see the disks' truth at once.
 MERGERFS_OPTIONS = (
     "category.search=ff,category.create=ff,cache.files=off,dropcacheonclose=true,"
+    "cache.attr=0,cache.entry=0,cache.negative_entry=0,"
     "allow_other,use_ino,fsname=cacherr-sandbox"
 )
 

@@ -23,8 +23,8 @@ from cacherr.state.ledger import FileIdentity
     [
         "Movies/A (2020)/A.mkv",
         "TV/Show/Season 01/S01E01 – ünïcode 日本.mkv",
-        "Movies/name with\nnewline/x.mkv",
         "Movies/..hidden../x.mkv",
+        "Movies/It's a 'quote' & (brackets) [1] {2} #3 %4 ~5 !6.mkv",
         "Movies/.x.mkv",
     ],
 )
@@ -45,6 +45,15 @@ def test_ordinary_and_odd_but_safe_paths_are_accepted(relative_path):
         ("Movies/.a.mkv.cacherr-tmp", "working names"),
         ("Movies/.a.mkv.cacherr-backup", "working names"),
         ("a.mkv", "inside a share"),
+        ("Movies/name with\nnewline/x.mkv", "control character"),
+        ("Movies/x\r.mkv", "control character"),
+        ("Movies/x\ty.mkv", "control character"),
+        ("Movies/x\x7f.mkv", "control character"),
+        ("Movies/`touch PWNED`.mkv", "'`'"),
+        ("Movies/$(touch PWNED).mkv", "'$'"),
+        ('Movies/say "hi".mkv', "'\"'"),
+        ("Movies/back\\slash.mkv", "'\\\\'"),
+        (os.fsdecode(b"Movies/caf\xe9.srt"), "not valid UTF-8"),
     ],
 )
 def test_paths_that_could_escape_or_collide_are_refused_with_the_reason(relative_path, reason):

@@ -73,7 +73,7 @@ def _identity(path: Path) -> FileIdentity | None:
         st = os.lstat(path)
     except FileNotFoundError:
         return None
-    return FileIdentity(st.st_size, st.st_mtime_ns, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+    return FileIdentity.of_stat(st) if stat.S_ISREG(st.st_mode) else None
 
 
 def working_files(world: World, spec: str, folders: set[str]) -> list[Path]:
@@ -92,11 +92,14 @@ def working_files(world: World, spec: str, folders: set[str]) -> list[Path]:
     return sorted(found)
 
 
-def check_consistent(world: World, spec: str, files: dict[str, bytes]) -> dict[str, str]:
+def check_consistent(
+    world: World, spec: str, files: dict[str, bytes], read_plex=None
+) -> dict[str, str]:
     """Given the files an action was about (path → content), assert that what Plex reads
-    is complete, no action is left running, no working file is left except recorded
-    backups, and every ledger entry matches the disks; return path → state (cached,
-    adopted or not-cached)."""
+    (through the view, or `read_plex(relative_path)`) is complete, no action is left
+    running, no working file is left except recorded backups, and every ledger entry
+    matches the disks; return path → state (cached, adopted or not-cached)."""
+    read_plex = read_plex or (lambda rel: plex_path(world, spec, rel).read_bytes())
     layout = parse(spec)[0]
     ledger = Ledger.open(world.state_dir)
     try:
@@ -112,7 +115,7 @@ def check_consistent(world: World, spec: str, files: dict[str, bytes]) -> dict[s
     states: dict[str, str] = {}
     allowed: list[Path] = []
     for rel, data in files.items():
-        assert plex_path(world, spec, rel).read_bytes() == data, rel
+        assert read_plex(rel) == data, rel
         entry = entries[rel]
         if entry is not None and entry.sidecar_of is not None:
             # A sidecar is never left behind by its videos: some cached video references it.
@@ -127,14 +130,14 @@ def check_consistent(world: World, spec: str, files: dict[str, bytes]) -> dict[s
                 assert len(slow) == 1 and slow[0].read_bytes() == data, (rel, slow)
                 assert backups == [], rel
             else:
-                assert _identity(fast) == entry.fast, rel
+                assert entry.fast.matches(_identity(fast)), rel
                 if entry.kind == "adopted":
-                    assert entry.slow is None or _identity(entry.slow_path) == entry.slow
+                    assert entry.slow is None or entry.slow.matches(_identity(entry.slow_path))
                 elif entry.original == "shadow":
-                    assert _identity(entry.slow_path) == entry.slow and backups == [], rel
+                    assert entry.slow.matches(_identity(entry.slow_path)) and backups == [], rel
                 elif entry.original == "backup":
                     assert backups == [entry.slow_path.with_name(entry.backup_name)], rel
-                    assert _identity(backups[0]) == entry.slow and slow == [], rel
+                    assert entry.slow.matches(_identity(backups[0])) and slow == [], rel
                     allowed += backups
                 else:
                     assert slow == [] and backups == [], rel
@@ -145,9 +148,9 @@ def check_consistent(world: World, spec: str, files: dict[str, bytes]) -> dict[s
                 assert _identity(original) is not None and not os.path.lexists(copy), rel
                 assert not os.path.lexists(backup), rel
             else:
-                assert original.is_symlink() and _identity(copy) == entry.fast, rel
+                assert original.is_symlink() and entry.fast.matches(_identity(copy)), rel
                 if entry.original == "backup":
-                    assert _identity(backup) == entry.slow, rel
+                    assert entry.slow.matches(_identity(backup)), rel
                     allowed.append(backup)
                 else:
                     assert not os.path.lexists(backup), rel

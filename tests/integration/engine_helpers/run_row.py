@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     engine = rows.engine(world, spec, cancel=cancel, **options)
     mover_list = None
     if os.environ.get("ENGINE_TEST_MOVER_LIST"):
-        mover_list = MoverList(os.environ["ENGINE_TEST_MOVER_LIST"])
+        mover_list = MoverList(os.environ["ENGINE_TEST_MOVER_LIST"], rows.fast_root(world, spec))
         mover_list.rewrite(str(e.fast_path) for e in engine.ledger.files(sidecars=True))
         engine.mover_list = mover_list
     fast_path = rows.fast_root(world, spec) / relative_path
