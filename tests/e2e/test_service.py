@@ -93,10 +93,13 @@ def test_sighup_with_a_broken_file_keeps_the_old_rules_and_a_fixed_file_reloads(
     status, health = service.health()
     assert status == 200 and health["status"] == "degraded"
     assert "colour" in service.output()
+    wait_for(lambda: service.metric("cacherr_runs_total") == 1, what="the first cycle")
     rules.write_text(good)
     service.signal(signal.SIGHUP)
     wait_for(lambda: service.metric("cacherr_config_last_reload_successful") == 1,
              what="the accepted reload")
+    # the new rules apply at once: a cycle runs now, not at the next scheduled one (1h)
+    wait_for(lambda: service.metric("cacherr_runs_total") == 2, what="a cycle after the reload")
     assert service.process.poll() is None
 
 

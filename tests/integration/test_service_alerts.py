@@ -144,7 +144,8 @@ def test_reloading_with_alerts_off_closes_the_stream_and_drops_its_gauge(world):
     wait_for(lambda: fake.alerts.connected == 0, timeout_seconds=5, what="the stream closed")
     assert b"cacherr_alerts_connected" not in service.metrics.exposition()
     service._poll_sessions()
-    assert queued(service) == ["sessions"], "without the stream, every tick polls"
+    # the cycle the reload queued (new rules apply at once), then the poll
+    assert queued(service) == ["cycle", "sessions"], "without the stream, every tick polls"
 
 
 def test_while_plex_fails_every_tick_polls_even_with_the_stream_up(world):
