@@ -11,7 +11,7 @@ import pytest
 from cacherr.testing.fakeplex import FakePlex
 from cacherr.testing.sandbox import Sandbox
 from cacherr.testing.scenarios import DAY, Scenario, Section, User, _make_show
-from tests.e2e.cycle_support import PLEX_ROOT, cacherr, on_fast, populate
+from tests.e2e.cycle_support import PLEX_ROOT, cacherr, on_fast, populate, write_rules
 from tests.helpers import require_fuse
 
 KiB = 1024
@@ -35,23 +35,14 @@ def binge_world(now: float) -> Scenario:
     )
 
 
-RULES = """\
-version: 1
-plex: {{url: '{plex_url}', token: OWNER-TOKEN, timeout: 5s}}
-paths: [{{plex: {plex_root}, host: '{view}'}}]
-cache:
-  layout: union
-  union: {{view: '{view}', fast: '{fast}', slow: ['{slow}']}}
-  max_size: 90%
-  min_free: 1MiB
+BINGE = """\
 rules:
   - name: binge
     select: ondeck
     ahead: auto
     ahead_max: 8
-    keep: {{while: selected, min: 24h}}
+    keep: {while: selected, min: 24h}
     priority: 80
-state_dir: '{state}'
 """
 
 
@@ -61,10 +52,8 @@ def binge(tmp_path):
     scenario = binge_world(time.time())
     with FakePlex(scenario) as fake, Sandbox(tmp_path / "sb", disks=2, shares=("TV",)) as sandbox:
         populate(sandbox, scenario)
-        rules = tmp_path / "rules.yaml"
-        rules.write_text(RULES.format(plex_url=fake.pms_url, plex_root=PLEX_ROOT,
-                                      view=sandbox.view, fast=sandbox.fast,
-                                      slow=f"{sandbox.root}/disk*", state=tmp_path / "state"))
+        rules = write_rules(tmp_path / "rules.yaml", fake, sandbox, tmp_path / "state",
+                            body=BINGE)
         yield fake, sandbox, rules
 
 
