@@ -1,7 +1,8 @@
 """The long-running service (`cacherr run`).
 
 Threads: the main thread runs the `schedule` loop (full cycles, the session watcher,
-reloads, heartbeats); one worker thread carries out transfers from the queue; the HTTP
+reloads, heartbeats); one worker thread carries out transfers from the queue
+(`transfer_worker.py`); the HTTP
 server answers on its own threads; Plex's alert stream has its own thread, which only
 wakes jobs (cycle/alerting.py). Planning never waits for a copy: it only replaces
 the queue. SIGHUP reloads the rules (a broken file keeps the old ones); SIGTERM stops
@@ -24,9 +25,7 @@ from cacherr.config import loader
 from cacherr.config.errors import ConfigError
 from cacherr.config.model import Config
 from cacherr.cycle.alerting import BACKSTOP_SECONDS, RECHECK_SECONDS, Alerting, PlaybackClock
-from cacherr.cycle.defer import defer_reason
-from cacherr.cycle.evicting import UnknownPath, evict_paths, resolve
-from cacherr.cycle.execute import Report, execute
+from cacherr.cycle.evicting import UnknownPath, resolve
 from cacherr.cycle.gather import fast_root, record_round
 from cacherr.cycle.listing import cached_files
 from cacherr.cycle.once import make_engine, plan_cycle, settle_mover_list
@@ -41,11 +40,10 @@ from cacherr.sources.select import select_all
 from cacherr.sources.types import SOURCES
 from cacherr.sources.users import UsersMemory
 from cacherr.state.ledger import Ledger
+from cacherr.transfer_worker import TICK_SECONDS, TransferWorker
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 1.0
-GUARD_RETRY_SECONDS = 30.0
 GUARD_REFRESH_SECONDS = 5.0  # how often /health reads the mover and parity-check state
 USERS_MAX_AGE_SECONDS = 3600.0
 # A job (selection and planning) running longer than this means the loop is stuck: the
@@ -82,17 +80,17 @@ class Service:
         self.server = Server.from_config(config, metrics=self.metrics, health=self.health,
                                          cached_files=self._cached_files,
                                          evict=self._evict_request)
-        self.worker = threading.Thread(target=self._work, name="cacherr-transfers", daemon=True)
+        self.transfers = TransferWorker(self)
+        self.worker = threading.Thread(target=self.transfers.run, name="cacherr-transfers",
+                                       daemon=True)
         self.planner = threading.Thread(target=self._plan_jobs, name="cacherr-planner",
                                         daemon=True)
         self._jobs: queue.Queue = queue.Queue()
         self._queued_jobs: set[str] = set()
         self._jobs_lock = threading.Lock()  # jobs are submitted from several threads
         self._job_started: float | None = None
-        self._report_lock = threading.Lock()
-        self._report = Report()
         self._seen_sessions: set[tuple[str, int]] = set()
-        self._live_files: set[str] = set()
+        self.live_files: set[str] = set()
         self._live_by_item: dict[int, list[str]] = {}
         self._active_sessions = 0
         self._plex_answered = True  # in the last round: a failing Plex is polled every tick
@@ -241,7 +239,7 @@ class Service:
     def _recover(self) -> None:
         ledger = Ledger.open(self.config.state_dir)
         try:
-            recovered = self._engine(ledger).recover()
+            recovered = self.engine(ledger).recover()
             if not self.dry_run:
                 self.mover_list = settle_mover_list(self.config, ledger)
         finally:
@@ -252,7 +250,7 @@ class Service:
         for action in recovered:  # a pending one waits for its disk (logged by recovery)
             log.info("recovered: %s", action)
 
-    def _engine(self, ledger: Ledger) -> Engine:
+    def engine(self, ledger: Ledger) -> Engine:
         return make_engine(self.config, ledger, cancel=self.cancel)
 
     @staticmethod
@@ -287,8 +285,10 @@ class Service:
         finished = self.clock()
         ok = not selection.failed_sources
         failed = ", ".join(sorted(selection.failed_sources))
-        self.health.record_cycle(started, finished, ok, error=f"sources down: {failed}" if failed else None,
-                                 summary={"planned": len(transfers), "skipped": sum(skips.values())})
+        self.health.record_cycle(started, finished, ok,
+                                 error=f"sources down: {failed}" if failed else None,
+                                 summary={"planned": len(transfers),
+                                          "skipped": sum(skips.values())})
         self.metrics.record_run(started, finished - started, ok)
         self.metrics.set_next_run(finished + self.config.schedule.every_seconds)
         log.info("cycle planned %d transfers (%d skipped)%s", len(transfers), sum(skips.values()),
@@ -409,7 +409,7 @@ class Service:
         self._plex_answered = "plex" not in selection.failed_sources
         self.metrics.set_active_sessions(len(selection.sessions))
         self._live_by_item = self._live_relative_paths(selection)
-        self._live_files = {p for paths in self._live_by_item.values() for p in paths}
+        self.live_files = {p for paths in self._live_by_item.values() for p in paths}
         for source in SOURCES:
             status = selection.status.get(source)
             if status is None:
@@ -454,93 +454,6 @@ class Service:
             self.health.set_guard("parity_check",
                                   _guard_state(unraid.parity_check_running(self.config.host)))
 
-    # -- the transfer worker ---------------------------------------------------------
-
-    def _work(self) -> None:
-        ledger = Ledger.open(self.config.state_dir)
-        engine = self._engine(ledger)
-        try:
-            while not self.stopping.is_set():
-                item = self.queue.take(timeout_seconds=TICK_SECONDS)
-                if item is None:
-                    continue
-                try:
-                    if isinstance(item, EvictJob):
-                        self._requested_evict(item, engine, ledger)
-                    else:
-                        self._transfer(item, engine, ledger)
-                except Exception:  # noqa: BLE001 - one transfer's failure never stops the worker
-                    if isinstance(item, EvictJob):  # answered by _requested_evict or never
-                        log.exception("requested eviction failed")
-                        item.finish({"evicted": [], "untracked": [], "failed": [
-                            {"path": path, "reason": "other"} for path in item.paths]})
-                    else:
-                        action = item.action
-                        log.exception("transfer %s %s failed", action.kind,
-                                      ascii(action.relative_path))
-                        self.metrics.record_failure(
-                            "to_slow" if action.kind == "evict" else "to_cache", "other")
-                finally:
-                    self.queue.finished()
-                if self.queue.idle():
-                    self._send_summary()
-        finally:
-            ledger.close()
-
-    def _transfer(self, transfer: Transfer, engine: Engine, ledger: Ledger) -> None:
-        action = transfer.action
-        held = self._guard_holds() or defer_reason(self.config, ledger, action.relative_path,
-                                                   self._live_files)
-        if held:
-            log.info("%s of %s waits: %s", action.kind, action.relative_path, held)
-            self.metrics.record_skip(held)
-            self.queue.put_first([transfer])
-            self.stopping.wait(GUARD_RETRY_SECONDS)
-            return
-        in_ledger = ledger.get(action.relative_path) is not None
-        if (action.kind == "evict") != in_ledger:
-            return  # done or undone since it was planned
-        if action.kind == "evict" and action.relative_path in self._live_files:
-            self.metrics.record_skip("in_session")
-            return
-        located = {action.relative_path: transfer.located} if transfer.located else {}
-        with self._report_lock:
-            report = self._report
-        before = (report.cached_files, report.evicted_files, len(report.failures))
-        skipped_before = Counter(report.skipped)
-        execute([action], engine, located, report, cancel=self.cancel,
-                mover_list=self.mover_list)
-        for reason, count in (report.skipped - skipped_before).items():
-            self.metrics.record_skip(reason, count)
-        direction = "to_slow" if action.kind == "evict" else "to_cache"
-        if report.aborted and report.aborted[-1] == action.relative_path:
-            self.metrics.record_skip("aborted")  # a clean stop: not a failure
-        elif len(report.failures) > before[2]:
-            _, reason, _ = report.failures[-1]
-            self.metrics.record_failure(direction, reason)
-        elif (report.cached_files, report.evicted_files) != before[:2]:
-            self.metrics.record_move(direction, action.size_bytes)
-            waited = self.playbacks.cached(action.relative_path) if action.kind == "cache" else None
-            if waited is not None:
-                self.metrics.observe_playback_to_cached(waited)
-
-    def _guard_holds(self) -> str | None:
-        """Why no new transfer may start now (the Unraid mover, a parity check)."""
-        host = self.config.host
-        if unraid.mover_running(host):
-            return "mover_running"
-        if unraid.parity_check_running(host):
-            return "parity_check"
-        return None
-
-    def _send_summary(self) -> None:
-        with self._report_lock:
-            report, self._report = self._report, Report()
-        if not report.moved and not report.failures:
-            return
-        log.info("transfers done: %s", report.summary())
-        self.notifier.transfers_done(report)
-
     # -- HTTP callables (quick, called on server threads) ----------------------------
 
     def _cached_files(self):
@@ -579,30 +492,6 @@ class Service:
                 raise Unavailable("cacherr stopped before it could evict; run the command "
                                   "again (without the service it evicts by itself)")
         return {**(job.outcome or {}), "cancelled": cancelled}
-
-    def _requested_evict(self, job: EvictJob, engine: Engine, ledger: Ledger) -> None:
-        """Carry out an explicit eviction on the worker thread; hand the outcome to the job."""
-        cached = {entry.relative_path: entry.fast.size_bytes for entry in ledger.files()}
-        paths = list(cached) if job.all else [path for path in job.paths if path in cached]
-        not_cached = [] if job.all else [path for path in job.paths if path not in cached]
-        try:
-            outcome = evict_paths(engine, ledger, paths, hold_seconds=job.hold_seconds,
-                                  now=self.clock(), mover_list=self.mover_list)
-        except Exception as error:  # noqa: BLE001 - the waiting request must be answered
-            log.exception("requested eviction failed")
-            job.finish({"evicted": [], "untracked": [], "not_cached": not_cached,
-                        "failed": [{"path": path, "reason": f"other: {error}"} for path in paths]})
-            return
-        with self._report_lock:
-            report = self._report
-        for path in outcome.evicted:
-            log.info("evicted %s (requested)", path)
-            self.metrics.record_move("to_slow", cached[path])
-            report.evicted_files += 1
-            report.evicted_bytes += cached[path]
-        for _path, reason in outcome.failed:
-            self.metrics.record_failure("to_slow", reason.partition(":")[0])
-        job.finish({**outcome.as_dict(), "not_cached": not_cached})
 
 
 def _guard_state(value: bool | None) -> str:

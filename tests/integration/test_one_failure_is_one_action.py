@@ -108,7 +108,7 @@ def test_the_transfer_worker_survives_an_exception_and_carries_on(tmp_path, monk
             carried.append(action.relative_path)
         return real_execute(actions, *args, **kwargs)
 
-    monkeypatch.setattr("cacherr.service.execute", execute_with_a_bug)
+    monkeypatch.setattr("cacherr.transfer_worker.execute", execute_with_a_bug)
     service.worker.start()
     service.health.watch_worker(service.worker.is_alive)
     try:

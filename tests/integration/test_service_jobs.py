@@ -75,9 +75,9 @@ def test_a_transfer_stopped_by_a_clean_stop_is_counted_aborted_not_failed(tmp_pa
     service.notifier.send_message = sent.append
     ledger = Ledger.open(config.state_dir)
     try:
-        service._transfer(Transfer(PlannedAction("cache", "Movies/a.mkv", 10, 50), None),
-                          _StoppingEngine(tmp_path / "ssd"), ledger)
-        service._send_summary()
+        service.transfers.transfer(Transfer(PlannedAction("cache", "Movies/a.mkv", 10, 50), None),
+                                   _StoppingEngine(tmp_path / "ssd"), ledger)
+        service.transfers.send_summary()
     finally:
         ledger.close()
     metric = service.metrics["cacherr_moves_skipped_total"]
