@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cacherr.config.model import Keep, Rule  # noqa: E402
 from cacherr.sources.live import LiveSessions  # noqa: E402
+from cacherr.sources.users import UsersMemory  # noqa: E402
 from cacherr.testing.fakeplex import FakePlex, RecordedRequest  # noqa: E402
 from cacherr.testing.scenarios import Scenario  # noqa: E402
 
@@ -79,7 +80,9 @@ def measure_polls() -> dict[str, int]:
     counts = {}
     playing = [r for r in RULES if r.select == "playing"]
     with FakePlex(scenario) as fake, tempfile.TemporaryDirectory() as state_dir:
-        fake.select(RULES, Path(state_dir))  # a full cycle first: the watcher reuses its users
+        users = UsersMemory()  # as the service keeps them between rounds
+        fake.select(RULES, Path(state_dir), users_memory=users)  # a full cycle first: the
+        # watcher reuses the users it found
         config = fake.config(RULES, state_dir=Path(state_dir))
         live = LiveSessions(config, max_age_seconds=0.0, env=fake.env())
         live.host_paths()  # connects
@@ -88,7 +91,8 @@ def measure_polls() -> dict[str, int]:
             fake.stop_session(scenario.users[2].name)
             fake.start_session(scenario.users[2].name, scenario.movies[1].rating_key, **shape)
             fake.reset_counts()
-            result = fake.select(playing, Path(state_dir), users_max_age_seconds=3600)
+            result = fake.select(playing, Path(state_dir), users_max_age_seconds=3600,
+                                 users_memory=users)
             counts[f"session watcher round, {label}"] = result.request_count
             fake.reset_counts()
             live.host_paths()
