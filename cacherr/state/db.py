@@ -18,10 +18,10 @@ def connect(state_dir: Path, *, read_only: bool = False) -> sqlite3.Connection:
     """Given the state directory, return a connection with every migration applied.
 
     The database is opened with `synchronous=FULL` and WAL, so a committed transaction
-    survives a power cut. A read-only connection applies no migration, may be used while
-    a service holds the run lock, and writes nothing (not even SQLite's -shm file) when
-    no writer has the database open. Raise StateDatabaseError if the file is from a
-    newer cacherr.
+    survives a power cut. A read-only connection may be used while a service holds the
+    run lock and writes nothing (not even SQLite's -shm file) when no writer has the
+    database open; a database an older cacherr left reads as if migrated (its in-memory
+    copy is). Raise StateDatabaseError if the file is from a newer cacherr.
     """
     path = Path(state_dir) / DATABASE_NAME
     if read_only:
@@ -69,6 +69,10 @@ def _snapshot(path: Path) -> sqlite3.Connection | None:
         except sqlite3.Error:
             conn.close()
             return None
+        # A database an older cacherr left (read before the upgraded service migrated
+        # it): the copy is migrated in memory, the file stays as it is.
+        conn.row_factory = sqlite3.Row
+        migrate(conn)
         conn.execute("PRAGMA query_only = ON")  # read-only, like the file it copies
         return conn
     return None

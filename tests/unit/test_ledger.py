@@ -91,3 +91,31 @@ def test_read_only_open_needs_an_existing_database_and_cannot_write(tmp_path):
     reader = Ledger.open(tmp_path, read_only=True)
     with pytest.raises(sqlite3.OperationalError):
         reader.record(_entry())
+
+
+def test_a_read_only_command_reads_a_database_an_older_cacherr_left_without_changing_it(tmp_path):
+    # The state an earlier release left (migrations 1-5), with one cached file in it: read
+    # before the upgraded service has started and migrated it (ls, plan, doctor).
+    path = tmp_path / db.DATABASE_NAME
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, sql in MIGRATIONS:
+        if number <= 5:
+            conn.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+    conn.execute(
+        "INSERT INTO cached_files (relative_path, layout, original, kind, fast_branch,"
+        " fast_size_bytes, fast_mtime_ns, fast_inode, slow_branch, slow_size_bytes,"
+        " slow_mtime_ns, slow_inode, cached_at) VALUES"
+        " ('Movies/A.mkv', 'union', 'shadow', 'cached', '/mnt/cache', 10, 20, 30,"
+        " '/mnt/disk1', 10, 21, 31, 100.0)")
+    conn.close()
+    before = path.read_bytes()
+    reader = Ledger.open(tmp_path, read_only=True)
+    try:
+        assert [f.relative_path for f in reader.files()] == ["Movies/A.mkv"]
+        assert reader.lookahead() == []
+        with pytest.raises(sqlite3.OperationalError):
+            reader.record(_entry())
+    finally:
+        reader.close()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [db.DATABASE_NAME]
