@@ -68,6 +68,7 @@ class HealthState:
         self._config_error: str | None = None
         self._waiting_for_rules: str | None = None
         self._worker_alive: Callable[[], bool] | None = None
+        self._waiting_actions: tuple[str, ...] = ()
 
     # -- updates from the loop --------------------------------------------------------
 
@@ -116,6 +117,17 @@ class HealthState:
         with self._lock:
             self._worker_alive = is_alive
 
+    def set_waiting_actions(self, actions: Iterable[str]) -> None:
+        """Record the interrupted actions that wait for a disk or pool to be mounted again
+        (each as 'path: why')."""
+        with self._lock:
+            self._waiting_actions = tuple(sorted(actions))
+
+    def waiting_actions(self) -> tuple[str, ...]:
+        """The interrupted actions recorded as waiting for a disk or pool."""
+        with self._lock:
+            return self._waiting_actions
+
     def set_untracked(self, paths: Iterable[str]) -> None:
         """Record the cached files that were untracked because they changed under cacherr."""
         with self._lock:
@@ -154,6 +166,7 @@ class HealthState:
             untracked = self._untracked
             config_error = self._config_error
             waiting_for_rules = self._waiting_for_rules
+            waiting_actions = self._waiting_actions
             reported_state_dir_error = self._state_dir_error
             worker_alive = self._worker_alive
         failing: list[str] = []
@@ -183,6 +196,9 @@ class HealthState:
             degraded.append(f"reload rejected, old rules kept: {config_error}")
         if waiting_for_rules:
             degraded.append(f"idle, waiting for a valid rules file: {waiting_for_rules}")
+        if waiting_actions:
+            degraded.append(f"{len(waiting_actions)} interrupted action(s) wait for a disk or "
+                            "pool to be mounted again")
         worker_down = worker_alive is not None and not worker_alive()
         if worker_down:
             degraded.append("the transfer worker is not running: nothing is cached or evicted")
@@ -205,6 +221,8 @@ class HealthState:
             "last_cycle": asdict(last_cycle) if last_cycle is not None else None,
             "guards": guards,
             "untracked": {"count": len(untracked), "paths": list(untracked[:UNTRACKED_LISTED])},
+            "waiting_actions": {"count": len(waiting_actions),
+                                "actions": list(waiting_actions[:UNTRACKED_LISTED])},
             "config": {"last_reload_ok": config_error is None, "error": config_error,
                        "waiting_for_rules": waiting_for_rules},
             "transfer_worker": {"alive": None if worker_alive is None else not worker_down},

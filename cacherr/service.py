@@ -40,7 +40,7 @@ from cacherr.sources.select import select_all
 from cacherr.sources.types import SOURCES
 from cacherr.sources.users import UsersMemory
 from cacherr.state.ledger import Ledger
-from cacherr.transfer_worker import TICK_SECONDS, TransferWorker
+from cacherr.transfer_worker import TICK_SECONDS, TransferWorker, waiting
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +249,8 @@ class Service:
             self.metrics.record_recovered(len(settled))
         for action in recovered:  # a pending one waits for its disk (logged by recovery)
             log.info("recovered: %s", action)
+        # The worker tries those again while it is idle, until their disks are back.
+        self.health.set_waiting_actions(waiting(recovered))
 
     def engine(self, ledger: Ledger) -> Engine:
         return make_engine(self.config, ledger, cancel=self.cancel)

@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from cacherr.cycle.defer import defer_reason
 from cacherr.cycle.evicting import evict_paths
 from cacherr.cycle.execute import Report, execute
+from cacherr.cycle.once import settle_mover_list
 from cacherr.cycle.transfers import EvictJob, Transfer
 from cacherr.engine import Engine
+from cacherr.engine.recovery import RecoveredAction
 from cacherr.host import unraid
 from cacherr.state.ledger import Ledger
 
@@ -29,6 +32,9 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 GUARD_RETRY_SECONDS = 30.0
+# How often an idle worker tries again the interrupted actions that wait for a disk or
+# pool to be mounted again (start-up recovery left them pending).
+WAITING_RETRY_SECONDS = 300.0
 
 
 class TransferWorker:
@@ -39,6 +45,7 @@ class TransferWorker:
         self.service = service
         self.report_lock = threading.Lock()
         self.report = Report()
+        self.waiting_retried_at = float("-inf")
 
     def run(self) -> None:
         """The worker thread: take transfers and requested evictions until the service stops."""
@@ -48,6 +55,7 @@ class TransferWorker:
             while not self.service.stopping.is_set():
                 item = self.service.queue.take(timeout_seconds=TICK_SECONDS)
                 if item is None:
+                    self.retry_waiting(engine, ledger)
                     continue
                 try:
                     if isinstance(item, EvictJob):
@@ -110,6 +118,25 @@ class TransferWorker:
             if waited is not None:
                 self.service.metrics.observe_playback_to_cached(waited)
 
+    def retry_waiting(self, engine: Engine, ledger: Ledger) -> None:
+        """Between transfers, now and then: settle the interrupted actions whose disk or
+        pool is back, and keep /health's list of those still waiting true."""
+        service = self.service
+        now = service.clock()
+        if not service.health.waiting_actions() or \
+                now - self.waiting_retried_at < WAITING_RETRY_SECONDS:
+            return
+        self.waiting_retried_at = now
+        results = engine.settle_waiting()
+        settled = [action for action in results if action.state != "pending"]
+        for action in settled:
+            log.info("recovered (its disk is back): %s", action)
+        if settled:
+            service.metrics.record_recovered(len(settled))
+            if not service.dry_run:
+                service.mover_list = settle_mover_list(service.config, ledger)
+        service.health.set_waiting_actions(waiting(results))
+
     def guard_holds(self) -> str | None:
         """Why no new transfer may start now (the Unraid mover, a parity check)."""
         host = self.service.config.host
@@ -151,3 +178,9 @@ class TransferWorker:
         for _path, reason in outcome.failed:
             self.service.metrics.record_failure("to_slow", reason.partition(":")[0])
         job.finish({**outcome.as_dict(), "not_cached": not_cached})
+
+
+def waiting(recovered: Iterable[RecoveredAction]) -> list[str]:
+    """The recovered actions still pending, as 'path: why' for /health."""
+    return [f"{action.relative_path}: {action.outcome}" for action in recovered
+            if action.state == "pending"]

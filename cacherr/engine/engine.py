@@ -168,6 +168,17 @@ class Engine(Caching, SidecarFlow, Eviction):
         self.journal.prune(time.time() - JOURNAL_KEEP_SECONDS)
         return recovered
 
+    def settle_waiting(self) -> list[RecoveredAction]:
+        """Try again the interrupted actions that wait for their branches (a disk or pool
+        that was not mounted), each under its file's claim; return what each is now
+        (`pending` still, or settled). For a service between transfers: an action of
+        this engine in progress would be taken for an interrupted one."""
+        results = []
+        for entry in self.journal.unfinished():
+            with self.file_claims.claimed(entry.action.relative_path):
+                results.append(recover_entry(self.journal, self.ledger, entry))
+        return results
+
     def cache(self, relative_path: str, *, root: Path | None = None) -> Result:
         """Given a share-relative (union) or root-relative (symlink) path, cache the file
         and its sidecars.

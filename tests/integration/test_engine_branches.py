@@ -162,3 +162,44 @@ def test_evict_all_with_the_pool_not_mounted_exits_1(tmp_path):
     done = _evict_all(tmp_path, fast, state)
     assert done.returncode == 1, done.stderr
     assert "fast branch" in done.stderr and "nothing was evicted" in done.stderr
+
+
+def test_a_running_service_settles_an_action_that_waited_for_its_pool_once_it_is_back(world):
+    """Start-up recovery left an action pending (the pool was not mounted); the service's
+    idle worker tries again, settles it once the pool is back, and /health stops saying
+    that something waits."""
+    from dataclasses import dataclass
+
+    from cacherr.health import HealthState
+    from cacherr.metrics import Metrics
+    from cacherr.transfer_worker import TransferWorker
+
+    rel = "Movies/Pool back/p.mkv"
+    rows.write_original(world, "union/move", rel, DATA)
+    killed = _run_row(world, "union/move", "cache", rel,
+                      env={"CACHERR_TEST_KILL_AT": "original-unlinked:1"})  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    engine = rows.engine(world, "union/move")
+
+    @dataclass
+    class ServiceSide:  # what the worker reads of its service here
+        health: HealthState
+        metrics: Metrics
+        clock = staticmethod(lambda: 1_000.0)
+        dry_run = True  # no mover list in this world
+
+    service = ServiceSide(HealthState(world.state_dir), Metrics(rule_names=[], sources=["plex"]))
+    away = _run_row(world, "union/move", "recover", rel, unmounted=world.fast)
+    assert away.returncode == 0, away.stderr
+    service.health.set_waiting_actions([f"{rel}: waiting: the pool is not mounted"])
+    before = service.health.report()
+    assert before["status"] == "degraded" and before["waiting_actions"]["count"] == 1
+    assert any("wait for a disk or pool" in problem for problem in before["problems"])
+    worker = TransferWorker(service)  # type: ignore[arg-type]
+    worker.retry_waiting(engine, engine.ledger)
+    assert _running(world) == []
+    report = service.health.report()
+    assert report["waiting_actions"] == {"count": 0, "actions": []}
+    assert not any("wait for a disk" in problem for problem in report["problems"])
+    assert service.metrics["cacherr_recovered_actions_total"]._value.get() == 1
+    assert rows.check_consistent(world, "union/move", {rel: DATA}) == {rel: "cached"}
