@@ -129,17 +129,20 @@ def _location_warnings(target: Path) -> list[str]:
 
 
 MAX_SETTINGS_BYTES = 4 * 1024 * 1024  # a settings file is a few KiB
+MAX_LIST_BYTES = 16 * 1024 * 1024  # PlexCache's list of cached paths: ~150 bytes a file
 
 
-def _read(path: str) -> str:
+def _read(path: str, max_bytes: int = MAX_SETTINGS_BYTES, what: str = "a settings file") -> str:
+    """The UTF-8 text of a file a user named, read no further than `max_bytes`; raise
+    _Refused (nothing read beyond the bound) for a larger, unreadable or binary file."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_SETTINGS_BYTES + 1)
+            data = handle.read(max_bytes + 1)
     except OSError as error:
         raise _Refused(f"cannot read {path}: {error.strerror or error}") from None
-    if len(data) > MAX_SETTINGS_BYTES:
-        raise _Refused(f"{path} is larger than a settings file can be (4 MiB); is it the "
-                       "right file?")
+    if len(data) > max_bytes:
+        raise _Refused(f"{path} is larger than {what} can be ({max_bytes // 2**20} MiB); "
+                       "is it the right file?")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -249,9 +252,10 @@ def _take_over(args) -> int:
               "layout: union", file=sys.stderr)
         return EXIT_USAGE
     try:
-        listed = Path(args.take_over).read_text().splitlines() if args.take_over else []
-    except OSError as error:
-        print(f"cacherr init --take-over: {args.take_over}: {error.strerror}", file=sys.stderr)
+        listed = _read(args.take_over, MAX_LIST_BYTES, "a list of cached files").splitlines() \
+            if args.take_over else []
+    except _Refused as refused:
+        print(f"cacherr init --take-over: {refused}", file=sys.stderr)
         return EXIT_USAGE
     lock = RunLock(config.state_dir)
     try:

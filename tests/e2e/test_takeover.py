@@ -57,3 +57,21 @@ def test_a_plexcache_cache_is_taken_over_intact_and_tracked(plexcached):
     assert cacherr(rules, "evict", "--all", fake=fake).returncode == 0
     for relative, data in written.items():
         assert sandbox.read_view(relative) == data, relative
+
+
+@pytest.mark.parametrize("junk", ["huge", "binary"])
+def test_a_huge_or_binary_list_is_refused_before_anything_is_touched(plexcached, junk):
+    fake, sandbox, written, rules, listing = plexcached
+    if junk == "huge":
+        with listing.open("wb") as handle:  # sparse: 17 MiB that take no disk
+            handle.truncate(17 * 1024 * 1024)
+        expected = "larger than a list of cached files can be (16 MiB)"
+    else:
+        listing.write_bytes(b"\xff\xfe\x00binary\n")
+        expected = "is not UTF-8 text"
+    before = {p: p.stat().st_mtime_ns for p in sandbox.root.rglob("*") if p.is_file()}
+    result = cacherr(rules, "init", "--take-over", str(listing), fake=fake)
+    assert result.returncode == 2 and expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (rules.parent / "state").exists()  # no lock, no ledger
+    assert {p: p.stat().st_mtime_ns for p in sandbox.root.rglob("*") if p.is_file()} == before
