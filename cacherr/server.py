@@ -24,8 +24,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import logging
+import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -233,6 +236,20 @@ class _Handler(BaseHTTPRequestHandler):
     }
     READ_METHODS = ("GET", "HEAD")
 
+    def setup(self) -> None:
+        super().setup()
+        # Reads that stop at a deadline: the socket's timeout only bounds each read, so a
+        # client trickling a byte at a time would otherwise hold the connection forever.
+        self._reader = _DeadlineReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        """One request: its request line and headers must arrive within the request
+        timeout in all (a late client is dropped: BaseHTTPRequestHandler treats the
+        timeout as a closed connection)."""
+        self._reader.deadline = time.monotonic() + self.timeout
+        super().handle_one_request()
+
     def do_GET(self) -> None:
         self._dispatch("GET")
 
@@ -249,6 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        self._reader.deadline = time.monotonic() + self.timeout  # now for the body
         url = urlsplit(self.path)
         methods = self.ROUTES.get(url.path.rstrip("/") or "/")
         if methods is None:
@@ -412,6 +430,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:
         log.debug("HTTP %s: " + format, self.address_string(), *args)
+
+
+class _DeadlineReader(socket.SocketIO):
+    """The raw reads of one connection, each bounded by the request timeout and all of
+    them by `deadline` (set per request); past it, a read raises TimeoutError."""
+
+    def __init__(self, connection: socket.socket, timeout_seconds: float) -> None:
+        super().__init__(connection, "rb")
+        self.connection = connection
+        self.timeout_seconds = timeout_seconds
+        self.deadline = math.inf
+
+    def readinto(self, buffer) -> int | None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took longer than its deadline")
+        self.connection.settimeout(min(left, self.timeout_seconds))
+        return super().readinto(buffer)
 
 
 class _TooSlow(Exception):

@@ -14,7 +14,7 @@ import pytest
 
 from cacherr.api import MAX_BODY_BYTES, EvictRequest
 from cacherr.health import HealthState
-from cacherr.listeners import MAX_CONNECTIONS
+from cacherr.listeners import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT
 from cacherr.metrics import Metrics
 from cacherr.runtime import request_evict_local
 from cacherr.server import Server, _Handler
@@ -151,11 +151,21 @@ def test_a_slow_body_is_dropped_without_a_traceback_and_health_answers_meanwhile
     assert not [r for r in caplog.records if r.exc_info]
 
 
+def _from(address: str, server: Server) -> socket.socket:
+    """A connection to the server from another loopback address (127.0.0.0/8 is all ours)."""
+    connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    connection.settimeout(10)
+    connection.bind((address, 0))
+    connection.connect(server.address)
+    return connection
+
+
 def test_a_flood_of_idle_connections_costs_a_bounded_number_of_threads(tmp_path, health):
     before = threading.active_count()
     with serve(tmp_path, health, EvictRecorder(), request_timeout_seconds=30.0) as server:
-        idle = [socket.create_connection(server.address, timeout=10)
-                for _ in range(MAX_CONNECTIONS + 20)]
+        # many hosts, each within its own share: the server-wide bound holds
+        idle = [_from(f"127.0.1.{1 + n // MAX_CONNECTIONS_PER_CLIENT}", server)
+                for n in range(MAX_CONNECTIONS + 20)]
         try:
             wait_for(lambda: threading.active_count() >= before + MAX_CONNECTIONS,
                      what="the server's request threads")
@@ -169,6 +179,45 @@ def test_a_flood_of_idle_connections_costs_a_bounded_number_of_threads(tmp_path,
             for connection in idle:
                 connection.close()
         wait_for(lambda: get(server, "/health")[0] == 200, what="/health once they left")
+
+
+def test_one_host_cannot_take_every_connection_and_shut_others_out(tmp_path, health):
+    with serve(tmp_path, health, EvictRecorder(), request_timeout_seconds=30.0) as server:
+        hostile = [_from("127.0.2.1", server) for _ in range(MAX_CONNECTIONS + 4)]
+        try:
+            refused = 0
+            for connection in hostile[MAX_CONNECTIONS_PER_CLIENT:]:
+                connection.settimeout(5)
+                refused += connection.recv(1) == b""
+            assert refused == len(hostile) - MAX_CONNECTIONS_PER_CLIENT
+            # Prometheus, on another host, is still answered
+            with _from("127.0.2.2", server) as scraper:
+                scraper.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert scraper.recv(100).startswith(b"HTTP/1.1 200")
+        finally:
+            for connection in hostile:
+                connection.close()
+
+
+def test_a_client_trickling_its_headers_is_cut_off_at_the_request_deadline(
+        tmp_path, health, caplog):
+    caplog.set_level(logging.DEBUG, logger="cacherr")
+    with serve(tmp_path, health, EvictRecorder(), request_timeout_seconds=1.0) as server, \
+            socket.create_connection(server.address, timeout=10) as raw:
+        raw.sendall(b"GET /health HTTP/1.1\r\n")
+        started = time.monotonic()
+        closed = False
+        for _ in range(30):  # a byte every 0.2 s: each read well within the timeout
+            time.sleep(0.2)
+            try:
+                raw.sendall(b"X")
+            except OSError:
+                closed = True
+                break
+        closed = closed or raw.recv(100) == b""
+        assert closed and time.monotonic() - started < 5
+    assert "timed out" in caplog.text and "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 def test_the_token_is_compared_as_a_digest_in_constant_time(monkeypatch, tmp_path, health):
