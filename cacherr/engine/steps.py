@@ -147,15 +147,9 @@ def hide_original(
 ) -> FileIdentity:
     """union / backup: rename the slow copy to its hidden backup name (never over a file),
     once the merged view serves the fast copy; return the backup's identity."""
-    original, backup = action.slow_path, action.backup_path
-    safety.remove_side(
-        ctx.guards, action,
-        goes=original, goes_as=safety.same(original_as),
-        stays=action.fast_path, stays_as=safety.same(copy_as),
-        act=lambda: rename_noreplace(original, backup), view_first=True,
-    )  # fmt: skip
-    ctx.checkpoints.reached("original-renamed")
-    fsync_folder(original.parent)
+    backup = action.backup_path
+    _retire_original(ctx, action, original_as, copy_as, "original-renamed",
+                     lambda original: rename_noreplace(original, backup))
     return record_original(ctx, action_id, "backed-up", backup)
 
 
@@ -164,16 +158,25 @@ def remove_original(
 ) -> None:
     """original: move, once the copy is durable and the merged view serves it: delete the
     slow copy."""
+    _retire_original(ctx, action, original_as, copy_as, "original-unlinked", os.unlink)
+    ctx.journal.step(action_id, "original-removed")
+
+
+def _retire_original(ctx: Context, action: Action, original_as: FileIdentity,
+                     copy_as: FileIdentity, checkpoint: str,
+                     act: Callable[[Path], None]) -> None:
+    """The slow copy leaves its name (`act` renames or deletes it) by the order rule: the
+    guards with the merged view serving the fast copy, then both identities, then `act`;
+    its folder is fsynced before anything else happens."""
     original = action.slow_path
     safety.remove_side(
         ctx.guards, action,
         goes=original, goes_as=safety.same(original_as),
         stays=action.fast_path, stays_as=safety.same(copy_as),
-        act=lambda: os.unlink(original), view_first=True,
+        act=lambda: act(original), view_first=True,
     )  # fmt: skip
-    ctx.checkpoints.reached("original-unlinked")
+    ctx.checkpoints.reached(checkpoint)
     fsync_folder(original.parent)
-    ctx.journal.step(action_id, "original-removed")
 
 
 def restore_backup(
