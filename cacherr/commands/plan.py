@@ -98,7 +98,14 @@ def _to(config, action, where) -> str:
 
 
 def print_windows(windows) -> None:
-    """One line per look-ahead window: rule, users, show, and why that many episodes."""
+    """One line per look-ahead window: rule, users, show, and why that many episodes.
+    Titles come from Plex: what a terminal would act on (escapes, new lines) is shown
+    escaped."""
     for window in windows:
         print(f"ahead  {window['episodes']:>3} ep  {window['rule']:<20} "
-              f"{', '.join(window['users']):<16} {window['show']}: {window['reason']}")
+              f"{_shown(', '.join(window['users'])):<16} {_shown(window['show'])}: "
+              f"{_shown(window['reason'])}")
+
+
+def _shown(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
