@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from cacherr.config.model import Keep, Rule, Size
 from cacherr.planner import Plan, PlanInput, Space, Want
+from cacherr.planner.keep import wanted_and_kept
 from cacherr.state.ledger import Attribution, CachedFile, FileIdentity
 
 GiB = 2**30
@@ -53,13 +54,17 @@ def want(path: str, size: int, rule_name: str, priority: int = 50, users=("alice
 
 def dropped_positions(world: PlanInput, plan: Plan) -> dict[str, list[tuple[int, int]]]:
     """queue → (position, priority) of the files the plan leaves off the fast branch for
-    want of room (skipped for space or a cool-down, or evicted for space)."""
+    want of room (skipped for space or a cool-down, or evicted for space). A position whose
+    rule no longer wants the file (its `for: D` ran out) is no gap: nobody wants it back."""
     for_space = {a.relative_path: a.priority for a in plan.actions
                  if (a.kind == "skip" and a.reason in ("no_space", "too_large", "cooldown"))
                  or (a.kind == "evict" and a.reason in ("pressure", "displaced"))}
     dropped: dict[str, list[tuple[int, int]]] = {}
     for want_ in world.wants:
-        if want_.relative_path in for_space:
+        rows = [a for a in world.attributions
+                if a.relative_path == want_.relative_path and a.rule == want_.rule]
+        if want_.relative_path in for_space and wanted_and_kept(
+                world.rules.get(want_.rule), want_.relative_path, rows, world):
             for queue, position in want_.queues:
                 dropped.setdefault(queue, []).append((position, for_space[want_.relative_path]))
     return dropped

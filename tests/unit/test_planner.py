@@ -247,3 +247,20 @@ def test_a_file_another_user_needs_next_stays_though_it_is_far_in_someone_elses_
     # e0 and bob's next episode come first; alice's e1 no longer fits, and e2 stays for bob.
     assert kinds(make_plan(inp)) == [("cache", "show/e0.mkv", ""), ("cache", "show/e2.mkv", ""),
                                      ("skip", "show/e1.mkv", "no_space")]
+
+
+def test_a_position_whose_keep_ran_out_leaves_no_gap_in_that_queue():
+    # `watch` (for: 7d) selected e0 seven days ago and e1 just now: e0 is no longer wanted
+    # by `watch`, so e1 is that queue's next file. `ondeck` wants e0 too, but e0 does not
+    # fit; that cuts `ondeck`'s queue only. (Found by the contiguity property in CI.)
+    week = 7 * 86400
+    wants = [want("e0.mkv", GiB, "ondeck", 80, queues=[("ondeck/alice/show", 3)]),
+             want("e0.mkv", GiB, "watch", 50, queues=[("watch/alice/show", 3)]),
+             want("e1.mkv", GiB, "watch", 50, queues=[("watch/alice/show", 9)]),
+             want("big.mkv", 5 * GiB, "ondeck", 80, queues=[("ondeck/alice/show", 1)])]
+    inp = plan_input(rules=[rule("ondeck", 80), rule("watch", 50, for_seconds=week)],
+                     total=100 * GiB, max_size=5 * GiB, wants=wants,
+                     attributions=[attribution("e0.mkv", "watch", "alice", first=NOW - week),
+                                   attribution("e1.mkv", "watch", "alice", first=NOW)])
+    assert kinds(make_plan(inp)) == [("cache", "e1.mkv", ""), ("skip", "big.mkv", "too_large"),
+                                     ("skip", "e0.mkv", "no_space")]
