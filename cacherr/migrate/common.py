@@ -72,8 +72,19 @@ def normalise_plex_url(url: str) -> str:
     return url
 
 
-def ondeck_rule() -> RuleDraft:
-    return RuleDraft("continue-watching", "ondeck", 80, keep={"while": "selected", "min": "24h"})
+def ondeck_rule(days: int | None = None, episodes: int | None = None,
+                keep_hours: int | None = None, keep_setting: str = "") -> RuleDraft:
+    """The On Deck rule, with what an older tool's settings say: days to look back,
+    episodes ahead, and hours to keep (named after `keep_setting` in a comment)."""
+    rule = RuleDraft("continue-watching", "ondeck", 80, keep={"while": "selected", "min": "24h"})
+    if days:
+        rule.options["within"] = f"{days}d"
+    if episodes is not None:
+        rule.options["episodes_ahead"] = episodes
+    if keep_hours is not None:
+        rule.keep = {"while": "selected", "min": f"{keep_hours}h"}
+        rule.comment = f"keep: min from {keep_setting}"
+    return rule
 
 
 def watchlist_rule() -> RuleDraft:

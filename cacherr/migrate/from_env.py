@@ -143,22 +143,14 @@ def _cache(read: Settings, draft: Draft) -> None:
 
 
 def _rules(read: Settings, draft: Draft) -> None:
-    ondeck = ondeck_rule()
     episodes = read.get("NUMBER_EPISODES", to_int, 0, 100)
     days = read.get("DAYS_TO_MONITOR", to_int, 1, 100000)
-    if days:
-        ondeck.options["within"] = f"{days}d"
-    if episodes is not None:
-        ondeck.options["episodes_ahead"] = episodes
     watched_move = read.get("WATCHED_MOVE", to_bool)
     expiry = read.get("WATCHED_CACHE_EXPIRY", to_int, 0, 100000)
     if watched_move is False:
         draft.skip("WATCHED_MOVE", "false", "watched files stayed on the cache; cacherr puts "
                    "back what no rule keeps (a longer keep: min keeps them a while)")
-    if expiry is not None:
-        ondeck.keep = {"while": "selected", "min": f"{expiry}h"}
-        ondeck.comment = "keep: min from WATCHED_CACHE_EXPIRY"
-    draft.rules.append(ondeck)
+    draft.rules.append(ondeck_rule(days, episodes, expiry, "WATCHED_CACHE_EXPIRY"))
 
     if read.get("REAL_TIME_WATCH_ENABLED", to_bool):
         grace = read.get("REAL_TIME_WATCH_REMOVE_FROM_CACHE_AFTER_HOURS", to_int, 0, 100000)

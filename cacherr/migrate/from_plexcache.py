@@ -203,17 +203,10 @@ def _size_or_none(value: Any) -> str | None:
 
 
 def _rules(settings: Settings, draft: Draft) -> None:
-    ondeck = ondeck_rule()
     days = settings.get("days_to_monitor", to_int, 1, 100000)
     episodes = settings.get("number_episodes", to_int, 0, 100)
-    if days:
-        ondeck.options["within"] = f"{days}d"
-    if episodes is not None:
-        ondeck.options["episodes_ahead"] = episodes
     hours = settings.get("cache_retention_hours", to_int, 0, 100000)
-    if hours is not None:
-        ondeck.keep = {"while": "selected", "min": f"{hours}h"}
-        ondeck.comment = "keep: min from cache_retention_hours"
+    ondeck = ondeck_rule(days, episodes, hours, "cache_retention_hours")
     if settings.get("watched_move", to_bool) is False:
         draft.skip("watched_move", False, "watched files stayed on the cache; cacherr puts back "
                    "what no rule keeps (a longer keep: min keeps them a while)")
