@@ -2,6 +2,9 @@
 
 Tests that need root, FUSE or a tool skip with a clear reason on a developer machine;
 with CACHERR_REQUIRE_ALL=1 (set by .ci/run) any skip fails the run.
+
+Property tests run 300 examples each; CACHERR_PROPERTY_EXAMPLES=N runs N (a soak before
+a release: 5000). A failure prints the example and the blob that reproduces it.
 """
 
 from __future__ import annotations
@@ -9,6 +12,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+
+from hypothesis import settings
+
+settings.register_profile(
+    "cacherr", max_examples=int(os.environ.get("CACHERR_PROPERTY_EXAMPLES", "300")),
+    deadline=None, print_blob=True)
+settings.load_profile("cacherr")
 
 _REQUIRE_ALL = os.environ.get("CACHERR_REQUIRE_ALL") == "1"
 _skipped: list[str] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from cacherr.sources import alerts
@@ -106,7 +106,6 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
                     max_leaves=30)
 
 
-@settings(max_examples=300, deadline=None)
 @given(JSON)
 def test_any_json_parses_or_is_refused_and_never_breaks_the_tracker(document):
     try:

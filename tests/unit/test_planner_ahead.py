@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from cacherr.planner.ahead import (
@@ -16,7 +16,6 @@ from cacherr.planner.ahead import (
 
 NOW = 1_700_000_000.0
 HOUR = 3600.0
-PROPERTY = settings(max_examples=300, deadline=None)
 
 
 def plays(show_key: int, count: int, over_days: float, first_key: int = 1000):
@@ -84,7 +83,6 @@ runtimes = st.lists(st.one_of(st.none(), st.floats(60, 4 * HOUR)), min_size=1, m
 paces = st.floats(0.0, 50.0)
 
 
-@PROPERTY
 @given(runtimes, paces, paces, st.floats(HOUR, 14 * DAY_SECONDS), st.integers(1, 40))
 def test_the_auto_window_never_shrinks_when_the_viewer_watches_faster(runs, p1, p2, horizon,
                                                                        most):
@@ -95,7 +93,6 @@ def test_the_auto_window_never_shrinks_when_the_viewer_watches_faster(runs, p1, 
     assert 1 <= small <= large <= min(most, len(runs))
 
 
-@PROPERTY
 @given(runtimes, st.floats(60, 48 * HOUR), st.integers(0, 29), st.floats(1.0, 3.0))
 def test_the_timed_window_never_grows_when_an_episode_runs_longer(runs, seconds, which,
                                                                   factor):
@@ -109,7 +106,6 @@ def test_the_timed_window_never_grows_when_an_episode_runs_longer(runs, seconds,
     assert 1 <= after <= before <= len(runs)
 
 
-@PROPERTY
 @given(runtimes, st.floats(60, 48 * HOUR), st.floats(60, 48 * HOUR))
 def test_the_timed_window_never_shrinks_when_more_time_is_asked(runs, t1, t2):
     shorter, longer = sorted((t1, t2))
@@ -117,7 +113,6 @@ def test_the_timed_window_never_shrinks_when_more_time_is_asked(runs, t1, t2):
         window(AheadSpec(seconds=longer), runs, "a", "S").count
 
 
-@PROPERTY
 @given(st.lists(st.tuples(st.integers(1, 40), st.integers(1, 3), st.floats(0, 40)),
                 max_size=60))
 def test_pace_is_never_negative_and_counts_each_episode_once(rows):

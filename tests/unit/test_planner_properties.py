@@ -80,8 +80,7 @@ def worlds(draw):
     )
 
 
-PROPERTY = settings(max_examples=300, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(suppress_health_check=[HealthCheck.too_slow])
 
 
 def _usage_and_free(world):
