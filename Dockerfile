@@ -34,6 +34,10 @@ RUN pip install --no-cache-dir --no-deps . \
     && python -m compileall -q "$(python -c 'import cacherr, os; print(os.path.dirname(cacherr.__file__))')"
 
 COPY docker/entrypoint.sh /usr/local/bin/cacherr-entrypoint
+# `cacherr` is the same script (see it): a command run with `docker exec`, as root, runs as
+# PUID:PGID with UMASK like the service. The venv's own console script goes, so that this
+# is the only `cacherr` on PATH.
+RUN ln -s cacherr-entrypoint /usr/local/bin/cacherr && rm "$VIRTUAL_ENV/bin/cacherr"
 
 # PUID/PGID: who cacherr runs as (Unraid: nobody:users); UMASK for what it creates.
 # CACHERR_IN_CONTAINER tells cacherr that paths outside /mnt are the container's own

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -472,6 +473,56 @@ def test_the_entrypoint_drops_to_puid_keeping_the_capabilities_to_preserve_owner
     bad = subprocess.run([entrypoint, "run"], capture_output=True, text=True,
                          env={**environ, "UMASK": "9z"})
     assert bad.returncode == 2 and "UMASK" in bad.stderr
+
+
+def test_the_image_s_cacherr_command_runs_as_puid_with_umask_like_the_service():
+    # `docker exec` starts `cacherr` as root: it must write as the service would.
+    require_root()
+    top = Path(tempfile.mkdtemp(prefix="cacherr-command-"))
+    try:
+        os.chmod(top, 0o755)  # reachable by the users the command becomes
+        _check_the_image_s_cacherr_command(top)
+    finally:
+        shutil.rmtree(top)
+
+
+def _check_the_image_s_cacherr_command(top: Path) -> None:
+    venv_bin = top / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").write_text(
+        '#!/bin/sh\necho "$* as $(id -u):$(id -g) umask $(umask) $(grep CapAmb /proc/self/status)"\n')
+    (venv_bin / "python").chmod(0o755)
+    command = top / "cacherr"  # the image links /usr/local/bin/cacherr to the entry point
+    shutil.copyfile(REPO / "docker/entrypoint.sh", command)
+    command.chmod(0o755)
+    environ = {"PATH": "/usr/bin:/bin", "VIRTUAL_ENV": str(top / "venv"),
+               "PUID": "99", "PGID": "100", "UMASK": "027"}
+
+    def run(*argv: str, **overrides: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*argv], capture_output=True, text=True,
+                              env={**environ, **overrides})
+
+    four = f"{(1 << 0) | (1 << 1) | (1 << 3) | (1 << 4):016x}"  # chown dac_override fowner fsetid
+    assert run(str(command), "ls", "--format", "json").stdout == \
+        f"-P -m cacherr ls --format json as 99:100 umask 0027 CapAmb:\t{four}\n"
+    # PUID=0 (`docker exec -e PUID=0`) stays root, on purpose; another user stays itself.
+    assert run(str(command), "plan", PUID="0").stdout.startswith(
+        "-P -m cacherr plan as 0:0 umask 0027")
+    setpriv = ["setpriv", "--reuid=1234", "--regid=1234", "--clear-groups"]
+    assert run(*setpriv, str(command), "plan").stdout == \
+        "-P -m cacherr plan as 1234:1234 umask 0027 CapAmb:\t0000000000000000\n"
+    # Hostile settings: refused before anything runs or changes, under either name.
+    config = top / "config"
+    config.mkdir()
+    for name, value in (("PUID", "4294967295"), ("PGID", "root"), ("PUID", "1e3"),
+                        ("UMASK", "0x12")):
+        for program in (str(command), str(REPO / "docker/entrypoint.sh")):
+            refused = run(program, "init", **{name: value,
+                                              "CACHERR_CONFIG": str(config / "rules.yaml")})
+            assert refused.returncode == 2 and refused.stdout == "", refused
+            assert f"{name} must be" in refused.stderr and f"(got '{value}')" in refused.stderr
+            assert "nothing was done" in refused.stderr
+    assert (config.stat().st_uid, list(config.iterdir())) == (0, [])
 
 
 def test_the_release_workflow_builds_with_make_plugin_and_pins_no_placeholder():
