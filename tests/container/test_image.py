@@ -4,14 +4,16 @@ against a sandbox /mnt and the fake Plex.
 One container serves the tests of this module in order (a container start costs seconds):
 who PID 1 is, /health, /metrics and the HEALTHCHECK, a file of another owner cached with
 its owner, mode and times, the mover list where the host can read it, `podman stop`
-mid-copy and the recovery on restart, the host's mover PID file holding transfers, and
-who owns what cacherr wrote in /config. The first start without any rules file has its
-own container, at the end.
+mid-copy and the recovery on restart, commands run with `podman exec` (as root) writing
+as PUID:PGID while the service keeps working, an invalid PUID, PGID or UMASK refused, the
+host's mover PID file holding transfers, and who owns what cacherr wrote in /config. The
+first start without any rules file has its own container, at the end.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -153,6 +155,78 @@ def test_podman_stop_mid_copy_exits_0_in_time_leaves_no_temporary_file_and_resta
     assert temporary_files() == []
     assert _digest(deployment.sandbox.fast / BIG) == _digest(deployment.sandbox.slow[1] / BIG)
     assert _digest(deployment.sandbox.view / BIG) == _digest(deployment.sandbox.fast / BIG)
+
+
+def test_commands_run_with_podman_exec_as_root_act_as_puid_and_the_service_keeps_working(
+        deployment):
+    """`docker exec` runs a command as root: what it writes must still be the service's."""
+    fast, config = deployment.sandbox.fast, deployment.config
+    wait_for(lambda: (fast / THEIRS).exists(), timeout_seconds=60, interval_seconds=0.2,
+             what=f"{THEIRS} on the pool\n{deployment.logs()[-2000:]}")
+    before = tree_owners_and_modes(config)
+    # A Cacherr .env the user copied in as root, readable by root only.
+    old_settings = config / "cacherr.env"
+    old_settings.write_text(f"PLEX_URL={deployment.fake.pms_url}\nPLEX_TOKEN=OLD-TOKEN\n"
+                            "PLEX_SOURCE=/data/media\nREAL_SOURCE=/mnt/user\n"
+                            "CACHE_DESTINATION=/mnt/cache\n")
+    os.chmod(old_settings, 0o600)
+    converted = deployment.exec("cacherr", "init", "-c", "/config/converted.yaml",
+                                "--from-env", "/config/cacherr.env")
+    old_settings.unlink()
+    assert "wrote /config/converted.yaml" in converted.stderr
+    assert "PLEX_TOKEN=OLD-TOKEN" in (config / ".env").read_text()
+
+    listed = json.loads(deployment.exec("cacherr", "ls", "--format", "json").stdout)
+    assert THEIRS in [entry["path"] for entry in listed]
+    evicted = deployment.exec("cacherr", "evict", f"/mnt/user/{THEIRS}")  # through api.sock
+    assert f"evicted {THEIRS}" in evicted.stderr and not (fast / THEIRS).exists()
+
+    after = tree_owners_and_modes(config)
+    # Created by the commands: as the service would create them (UMASK 022; .env 0600).
+    assert after["converted.yaml"] == (PUID, PGID, 0o644)
+    assert after[".env"] == (PUID, PGID, 0o600)
+    for name, (uid, gid, mode) in after.items():
+        assert (uid, gid) == (PUID, PGID), f"{name}: {uid}:{gid}"
+        if name in before and not name.endswith(("-wal", "-shm")):
+            assert mode == before[name][2], f"{name}: {oct(before[name][2])} -> {oct(mode)}"
+    assert not [name for name in after if Path(name).name.startswith(".") and name.endswith(".tmp")]
+
+    # The service still works: a cycle writes the ledger (the evicted file cached again).
+    deployment.reload()
+    wait_for(lambda: (fast / THEIRS).exists(), timeout_seconds=60, interval_seconds=0.2,
+             what=f"{THEIRS} cached again\n{deployment.logs()[-2000:]}")
+    wait_for(lambda: THEIRS in [entry["path"] for entry in json.loads(
+        deployment.exec("cacherr", "ls", "--format", "json").stdout)],
+        what=f"{THEIRS} in the ledger again")
+    health = deployment.wait_healthy("a cycle after the commands", lambda h: h.get("last_cycle"))
+    assert health["status"] == "ok", health
+
+
+HOSTILE_SETTINGS = (
+    ("PUID", "abc"), ("PUID", "-1"), ("PUID", " 99"), ("PUID", "0x63"), ("PUID", "099"),
+    ("PUID", "4294967295"),  # (uid_t)-1: setresuid() would leave root as it is
+    ("PGID", "100000000000"), ("PGID", "users"), ("UMASK", "0o22"), ("UMASK", "888"),
+)
+
+
+def test_an_invalid_puid_pgid_or_umask_is_refused_clearly_and_changes_nothing(deployment):
+    config = deployment.config
+    before = tree_owners_and_modes(config)
+    for name, value in HOSTILE_SETTINGS:
+        done = deployment.podman("exec", "--env", f"{name}={value}", deployment.name,
+                                 "cacherr", "init", "-c", "/config/hostile.yaml", check=False)
+        assert done.returncode == 2, (name, value, done.stdout, done.stderr)
+        assert f"{name} must be" in done.stderr and repr(value) in done.stderr, done.stderr
+        assert tree_owners_and_modes(config) == before, (name, value)
+    # The container itself, started with one: exits 2 at once, its /config left as it was.
+    fresh = deployment.work / "fresh-config"
+    fresh.mkdir()
+    started = deployment.podman("run", "--rm", "--network", "none", "--env", "PUID=nobody",
+                                "--volume", f"{fresh}:/config:rw", deployment.image,
+                                check=False, timeout=120)
+    assert started.returncode == 2 and "PUID must be" in started.stderr, started.stderr
+    assert os.stat(fresh).st_uid == 0 and list(fresh.iterdir()) == []
+    assert deployment.running() and deployment.health().get("status") == "ok"
 
 
 def test_the_host_s_mover_pid_file_holds_new_transfers(deployment):
