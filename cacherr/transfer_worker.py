@@ -88,7 +88,8 @@ class TransferWorker:
             log.info("%s of %s waits: %s", action.kind, action.relative_path, held)
             self.service.metrics.record_skip(held)
             self.service.queue.put_first([transfer])
-            self.service.stopping.wait(GUARD_RETRY_SECONDS)
+            # An explicit eviction (or a stop, which closes the queue) ends the wait early.
+            self.service.queue.wait_for_request(GUARD_RETRY_SECONDS)
             return
         in_ledger = ledger.get(action.relative_path) is not None
         if (action.kind == "evict") != in_ledger:

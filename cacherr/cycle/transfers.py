@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -129,6 +130,18 @@ class TransferQueue:
             else:
                 return None
             return self._current
+
+    def wait_for_request(self, timeout_seconds: float) -> bool:
+        """Wait until an explicit request is queued, the queue closes, or `timeout_seconds`
+        pass; return True if a request is waiting (a held transfer must not delay it)."""
+        deadline = time.monotonic() + timeout_seconds
+        with self._lock:
+            while not self._requests and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._lock.wait(left)
+            return bool(self._requests)
 
     def pending_counts(self) -> dict[str, int]:
         """Transfers not started yet, by direction (to_cache, to_slow)."""

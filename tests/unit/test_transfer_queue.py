@@ -3,6 +3,8 @@ go before every transfer, and a plan made before them cannot bring those caches 
 
 from __future__ import annotations
 
+import threading
+
 from cacherr.cycle.transfers import EvictJob, Transfer, TransferQueue
 from cacherr.planner import PlannedAction
 
@@ -57,3 +59,21 @@ def test_a_full_plan_keeps_the_waiting_requests_ahead_of_it():
     assert drain(queue) == [job, ("cache", "a")]
     queue.close()
     assert queue.take(timeout_seconds=0) is None
+
+
+def test_a_request_or_a_close_ends_the_wait_of_a_held_transfer_at_once():
+    # The worker waits out a guard hold (30 s) on the queue: an explicit eviction must not
+    # wait with it. A one-hour timeout makes a missed wake-up fail by the join's timeout.
+    def waited(wake) -> bool:
+        queue = TransferQueue()
+        outcome: list[bool] = []
+        waiter = threading.Thread(target=lambda: outcome.append(queue.wait_for_request(3600)))
+        waiter.start()
+        wake(queue)
+        waiter.join(timeout=30)
+        assert not waiter.is_alive()
+        return outcome[0]
+
+    assert waited(lambda queue: queue.put_request(EvictJob(paths=("a",)))) is True
+    assert waited(TransferQueue.close) is False
+    assert TransferQueue().wait_for_request(0) is False
