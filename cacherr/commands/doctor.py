@@ -12,6 +12,7 @@ from cacherr.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from cacherr.commands.config_file import ConfigUnavailable, load_config
 from cacherr.commands.plan import open_ledger_read_only
 from cacherr.doctor import audit, container_checks, host_checks
+from cacherr.host.container import how_to_stop_first
 from cacherr.state.ledger import Ledger
 from cacherr.state.lock import AlreadyRunning, RunLock
 
@@ -35,8 +36,9 @@ def run(args) -> int:
         try:
             lock.acquire()
         except AlreadyRunning:
-            print("cacherr doctor --fix: a service is running; stop it first (read-only "
-                  "checks follow)", file=sys.stderr)
+            print(f"cacherr doctor --fix: a service is running; "
+                  f"{how_to_stop_first('doctor --fix')} (read-only checks follow)",
+                  file=sys.stderr)
             fix = False
     try:
         ledger = Ledger.open(config.state_dir) if fix else open_ledger_read_only(config.state_dir)

@@ -239,6 +239,7 @@ def _take_over(args) -> int:
     """`init --take-over [LIST]`: make PlexCache's cache cacherr's (see migrate.takeover)."""
     from cacherr.commands.config_file import ConfigUnavailable, load_config
     from cacherr.cycle.once import make_engine, settle_mover_list
+    from cacherr.host.container import how_to_stop_first
     from cacherr.migrate.takeover import take_over
     from cacherr.state.ledger import Ledger
     from cacherr.state.lock import AlreadyRunning, RunLock
@@ -261,7 +262,9 @@ def _take_over(args) -> int:
     try:
         lock.acquire()
     except AlreadyRunning as error:
-        print(f"cacherr init --take-over: {error}; stop it first", file=sys.stderr)
+        command = "init --take-over" + (f" {args.take_over}" if args.take_over else "")
+        print(f"cacherr init --take-over: {error}; {how_to_stop_first(command)}",
+              file=sys.stderr)
         return EXIT_FAILURE
     try:
         ledger = Ledger.open(config.state_dir)

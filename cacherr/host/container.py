@@ -85,6 +85,21 @@ def in_container(environ: Mapping[str, str] | None = None) -> bool:
     return not sees_host_pids()
 
 
+def how_to_stop_first(command: str, environ: Mapping[str, str] | None = None) -> str:
+    """Given a command that needs the service stopped (e.g. "doctor --fix"), return how to
+    run it: in a container, `docker exec` cannot reach a stopped container, so the command
+    runs once in a new one with the same volumes (its entry point drops to PUID:PGID too)."""
+    environ = os.environ if environ is None else environ
+    if not in_container(environ):
+        return f"stop the service first (Unraid: /etc/rc.d/rc.cacherr stop), then run " \
+               f"`cacherr {command}` again"
+    puid, pgid = environ.get("PUID", "99"), environ.get("PGID", "100")
+    return (f"stop the container, then run the command once in a new one with its volumes: "
+            f"`docker stop cacherr && docker run --rm --volumes-from cacherr -e PUID={puid} "
+            f"-e PGID={pgid} IMAGE {command}` (cacherr: your container's name, IMAGE: its "
+            f"image), then `docker start cacherr`")
+
+
 def under_host_shared_root(path: str | Path) -> bool:
     """True if `path` is under /mnt, which the host sees at the same path."""
     absolute = Path(os.path.normpath(os.path.abspath(path)))

@@ -110,3 +110,18 @@ def test_in_a_container_the_default_mover_list_is_one_the_host_can_read():
     # A fast folder outside /mnt has no pool to put it on: beside the state (doctor warns).
     assert default_mover_list("/config/state", "/srv/fast", container=True) == \
         Path("/config/state/mover-exclude.txt")
+
+
+def test_a_command_that_needs_the_service_stopped_says_how_in_a_container_and_outside(
+        monkeypatch):
+    # `docker exec` cannot reach a stopped container: in one, the advice is a one-off
+    # container with the same volumes, as the same PUID:PGID.
+    monkeypatch.setattr(container, "sees_host_pids", lambda: True)
+    monkeypatch.setattr(container, "PODMAN_MARKER", Path("/nonexistent/.containerenv"))
+    inside = container.how_to_stop_first(
+        "doctor --fix", {"CACHERR_IN_CONTAINER": "1", "PUID": "1000", "PGID": "1000"})
+    assert "docker run --rm --volumes-from cacherr -e PUID=1000 -e PGID=1000 IMAGE " \
+           "doctor --fix" in inside
+    assert "docker stop cacherr" in inside and "docker start cacherr" in inside
+    outside = container.how_to_stop_first("doctor --fix", {})
+    assert "/etc/rc.d/rc.cacherr stop" in outside and "docker" not in outside
