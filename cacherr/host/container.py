@@ -94,9 +94,10 @@ def how_to_stop_first(command: str, environ: Mapping[str, str] | None = None) ->
         return f"stop the service first (Unraid: /etc/rc.d/rc.cacherr stop), then run " \
                f"`cacherr {command}` again"
     puid, pgid = environ.get("PUID", "99"), environ.get("PGID", "100")
-    return (f"stop the container, then run the command once in a new one with its volumes: "
-            f"`docker stop cacherr && docker run --rm --volumes-from cacherr -e PUID={puid} "
-            f"-e PGID={pgid} IMAGE {command}` (cacherr: your container's name, IMAGE: its "
+    return (f"stop the container, then run the command once in a new one with its volumes "
+            f"and the variables your rules use: `docker stop cacherr && docker run --rm "
+            f"--volumes-from cacherr -e PUID={puid} -e PGID={pgid} -e PLEX_URL=... "
+            f"-e PLEX_TOKEN=... IMAGE {command}` (cacherr: your container's name, IMAGE: its "
             f"image), then `docker start cacherr`")
 
 

@@ -6,7 +6,8 @@ who PID 1 is, /health, /metrics and the HEALTHCHECK, a file of another owner cac
 its owner, mode and times, the mover list where the host can read it, `podman stop`
 mid-copy and the recovery on restart, commands run with `podman exec` (as root) writing
 as PUID:PGID while the service keeps working, an invalid PUID, PGID or UMASK refused, the
-host's mover PID file holding transfers, and who owns what cacherr wrote in /config. The
+host's mover PID file holding transfers, `doctor --fix` in a one-off container as its
+refusal advises, and who owns what cacherr wrote in /config. The
 first start without any rules file has its own container, at the end.
 """
 
@@ -246,6 +247,42 @@ def test_the_host_s_mover_pid_file_holds_new_transfers(deployment):
     deployment.mover_pid_file.unlink()
     deployment.wait_healthy("the mover guard to see the mover gone",
                             lambda h: h.get("guards", {}).get("mover") == "not_running")
+
+
+def test_doctor_fix_runs_as_advised_in_a_one_off_container_while_the_service_is_stopped(
+        deployment):
+    """`docker exec` cannot reach a stopped container: what the refusal advises (a new
+    container with the same volumes and variables) must work, and write as PUID:PGID."""
+    stray = deployment.sandbox.fast / "Movies" / ".Stray (2001).mkv.cacherr-tmp"
+    stray.write_bytes(b"half a copy")
+    refused = deployment.exec("cacherr", "doctor", "--fix", check=False)
+    assert "a service is running" in refused.stderr, refused.stderr
+    assert "docker run --rm --volumes-from cacherr" in refused.stderr, refused.stderr
+    assert stray.exists(), "read-only checks while the service runs"
+    _, exit_code = deployment.stop()
+    assert exit_code == 0
+    try:
+        variables = {"PUID": PUID, "PGID": PGID, "PLEX_URL": deployment.fake.pms_url,
+                     "PLEX_TOKEN": deployment.fake.owner_token, **deployment.fake.env()}
+        # Docker lets the inherited /config mount override the image's VOLUME; podman
+        # before 4.7 refuses the pair ("duplicate mount destination", podman #19529), so
+        # the image's own volume is left out here.
+        argv = ["run", "--rm", "--network", "host", "--image-volume", "ignore",
+                "--volumes-from", deployment.name]
+        for key, value in variables.items():
+            argv += ["--env", f"{key}={value}"]
+        fixed = deployment.podman(*argv, deployment.image, "doctor", "--fix", check=False,
+                                  timeout=120)
+        assert "a service is running" not in fixed.stderr, fixed.stderr
+        assert f"removed /mnt/cache/Movies/{stray.name}" in fixed.stdout + fixed.stderr, \
+            fixed.stdout + fixed.stderr
+        assert not stray.exists()
+        wrong = {name: owner for name, owner in tree_owners_and_modes(deployment.config).items()
+                 if owner[:2] != (PUID, PGID)}
+        assert wrong == {}
+    finally:
+        deployment.restart()
+    deployment.wait_healthy("the service started again after doctor --fix")
 
 
 def test_what_cacherr_wrote_in_config_belongs_to_puid_and_is_not_group_or_world_writable(
