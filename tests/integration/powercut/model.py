@@ -4,10 +4,12 @@ a power cut could leave after any prefix of them.
 Persistence model (ALICE's abstract model for journalling file systems, made harsher
 where it is cheap): an operation is durable once a later fsync covers it — fsync of a
 folder covers the names created, renamed and removed in it; fsync of a file covers its
-data and attributes. Of what is not durable at the moment of the cut, any part may be
-lost: each folder keeps an ordered prefix of its name operations (a folder's entries
-are journalled in order), each file keeps a prefix of its unsynced writes, and its
-unsynced attributes are kept or lost whole, each independently of everything else.
+data and attributes, fdatasync only its data; a sync covers only what had finished
+before it began (another thread may write while it runs). Of what is not durable at the
+moment of the cut, any part may be lost: each folder keeps an ordered prefix of its name
+operations (a folder's entries are journalled in order), each file keeps a prefix of its
+unsynced writes, and its unsynced attributes are kept or lost whole, each independently
+of everything else.
 
 Inodes keep the index of the last operation that changed them (what their ctime
 reflects): a recorded ctime is the real one after a cut exactly when that operation is
@@ -110,7 +112,10 @@ class Tree:
         inode = inodes.get(names.get(path, ""))
         if inode is None:
             return False
-        if kind == "write":
+        if kind == "write" and not op.other:  # write(2): its bytes, where it put them
+            start = inode.data.ljust(op.offset, b"\0")  # past the end: a hole reads as zeros
+            inode.data = start[: op.offset] + op.data + start[op.offset + len(op.data) :]
+        elif kind == "write":  # a kernel copy: the range of its source it moved
             bytes_from = source if source is not None else self
             read = bytes_from.inodes[bytes_from.names[op.other]].data
             inode.data = inode.data + read[op.offset : op.offset + op.length]
@@ -196,9 +201,11 @@ def replay(initial: Tree, ops: list[Op]) -> Replay:
             continue
         elif before[j].inodes[target].kind == "dir":
             covers = {f"dir:{op.path}", f"attr:{target}"}
+        elif op.flags == "fdatasync":  # the data (and size), not mode, owner or times
+            covers = {f"data:{target}"}
         else:
             covers = {f"data:{target}", f"attr:{target}"}
-        for i in range(j):
+        for i in range(j - op.during):  # what finished while it ran may not be covered
             if chain[i] in covers and durable_at[i] == float("inf"):
                 durable_at[i] = j
     return Replay(ops, before, durable_at, chain)

@@ -1,31 +1,45 @@
 """strace's record of an action, as the file-system operations the explorer replays.
 
 Only operations on paths under the watched folders are kept, plus the database
-snapshots (record.py) that say what the journal held at each moment. Copies keep the
-bytes they moved (read from the model's own files as the trace is replayed), so a crash
+snapshots (record.py) that say what the journal held at each moment. Kernel copies keep
+the range they moved (read from the model's own files as the trace is replayed); a
+write(2) from user space (verify: checksum) keeps the bytes strace printed, so a crash
 state can be written out exactly.
+
+Threads (verify: checksum fdatasyncs the copy from its re-read thread while the copy
+goes on) interleave in strace's output as `<unfinished ...>` and `<... resumed>` halves:
+a syscall counts where it finished, and a sync covers only what had finished before it
+began (what finished while it ran may or may not have reached the disk).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 TRACED = (
     "trace=openat,copy_file_range,sendfile,fsync,fdatasync,rename,renameat,renameat2,"
     "unlink,unlinkat,link,linkat,symlink,symlinkat,mkdir,mkdirat,rmdir,fchown,fchownat,"
-    "chown,lchown,fchmod,fchmodat,chmod,utimensat,fsetxattr,setxattr,lsetxattr"
+    "chown,lchown,fchmod,fchmodat,chmod,utimensat,fsetxattr,setxattr,lsetxattr,"
+    # Every other way to change a file's bytes: a watched path in one that is not
+    # understood stops the parse instead of being missed.
+    "write,pwrite64,writev,pwritev,pwritev2,truncate,ftruncate,fallocate"
 )
-STRACE_ARGS = ["-f", "-y", "-qq", "-s", "4096", "-e", TRACED]
+WRITE_BYTES = 1 << 20  # strace prints up to this much of a write (more: not understood)
+STRACE_ARGS = ["-f", "-y", "-qq", "-s", str(WRITE_BYTES), "-e", TRACED]
 
 
 @dataclass(frozen=True)
 class Op:
     """One operation. `kind`: creat | write | fsync | rename | unlink | link | symlink |
     mkdir | rmdir | chmod | attr | utime | snapshot. `path` is what it acts on; `other`
-    the second path (rename/link target, a write's source) or a symlink's text; `flags`
-    RENAME_NOREPLACE / RENAME_EXCHANGE; `offset`/`length` a write's source range."""
+    the second path (rename/link target, a kernel copy's source) or a symlink's text;
+    `flags` RENAME_NOREPLACE / RENAME_EXCHANGE, or fdatasync (data only); `offset`/`length`
+    a kernel copy's source range, or where in `path` a write(2) put `data`; `during` (a
+    sync) how many of the ops just before it finished while it ran (it does not cover
+    them)."""
 
     kind: str
     path: str = ""
@@ -36,6 +50,8 @@ class Op:
     mode: int = 0
     mtime_ns: int | None = None
     snapshot: int = -1
+    data: bytes = b""
+    during: int = 0
 
 
 _AT = r"(?:AT_FDCWD(?:<[^>]*>)?|\d+<[^>]*>)"
@@ -44,7 +60,8 @@ _PATTERNS = [
     ("openat", re.compile(rf"openat\({_AT}, {_S}, ([A-Z_|]+)(?:, (0\d*))?\) = (\d+)<")),
     ("copy", re.compile(r"copy_file_range\((\d+)<([^>]*)>, NULL, (\d+)<([^>]*)>, NULL, \d+, 0\) = (\d+)")),
     ("sendfile", re.compile(r"sendfile\((\d+)<([^>]*)>, (\d+)<([^>]*)>, NULL, \d+\) = (\d+)")),
-    ("fsync", re.compile(r"f(?:data)?sync\((\d+)<([^>]*)>\) = 0")),
+    ("fsync", re.compile(r"f(data)?sync\((\d+)<([^>]*)>\) = 0")),
+    ("write", re.compile(rf"write\((\d+)<([^>]*)>, {_S}, (\d+)\) = (\d+)$")),
     ("renameat2", re.compile(rf"renameat2\({_AT}, {_S}, {_AT}, {_S}, (\w+)\) = 0")),
     ("renameat", re.compile(rf"renameat\({_AT}, {_S}, {_AT}, {_S}\) = 0")),
     ("rename", re.compile(rf"rename\({_S}, {_S}\) = 0")),
@@ -67,12 +84,48 @@ _PATTERNS = [
 ]
 
 
-# A syscall's name starts the match (so `link` never matches inside `symlink`).
-_PATTERNS = [(name, re.compile(r"(?<![\w])" + pattern.pattern)) for name, pattern in _PATTERNS]
-
-
 def _unescape(text: str) -> str:
-    return text.encode("latin-1").decode("unicode_escape").encode("latin-1").decode("utf-8")
+    return _bytes(text).decode("utf-8")
+
+
+def _bytes(text: str) -> bytes:
+    """The bytes of a string as strace quotes it (C escapes, octal for the rest)."""
+    return text.encode("latin-1").decode("unicode_escape").encode("latin-1")
+
+
+_WRITES = re.compile(r"(?:write|pwrite64|p?writev2?|ftruncate|fallocate)\(\d+<([^>]*)>")
+_PID = re.compile(r"^(\d+) +")
+_UNFINISHED = " <unfinished ...>"
+_RESUMED = re.compile(r"<\.\.\. (\w+) resumed>")
+
+
+def _joined(
+    lines: list[str], watched: list[str], count: Callable[[], int]
+) -> Iterator[tuple[str, int]]:
+    """Given strace's lines, yield each whole syscall line with `count()` as it was when
+    the syscall began: one split by another thread's line comes where it ended. Raise
+    ValueError if the process was killed during a change to a watched path."""
+    started_by: dict[str, tuple[str, int]] = {}  # pid → the first half, count() then
+    for line in lines:
+        found = _PID.match(line)
+        pid, line = (found.group(1), line[found.end():]) if found else ("", line)
+        if line.endswith(_UNFINISHED):
+            started_by[pid] = (line[: -len(_UNFINISHED)], count())
+            continue
+        resumed = _RESUMED.match(line)
+        began = count()
+        if resumed:
+            head, began = started_by.pop(pid, ("", 0))
+            if not head.startswith(resumed.group(1) + "("):
+                raise ValueError(f"a resumed syscall without its start: {line}")
+            line = head + line[resumed.end():]
+        head, equals, result = line.rpartition(" = ")  # strace pads before the result
+        yield (head.rstrip() + equals + result if equals else line), began
+    for head, _ in started_by.values():
+        # A sync that never returned made nothing durable; any other change may have
+        # done anything.
+        if any(w in head for w in watched) and not head.startswith(("fsync(", "fdatasync(")):
+            raise ValueError(f"killed during a syscall on a watched path: {head}")
 
 
 def parse(lines: list[str], watched: list[str], snapshots: str) -> list[Op]:
@@ -85,20 +138,24 @@ def parse(lines: list[str], watched: list[str], snapshots: str) -> list[Op]:
         path == w or path.startswith(w + "/") for w in watched)
     positions: dict[int, int] = {}  # fd → file position (copies use the fds' positions)
     ops: list[Op] = []
-    for line in lines:
-        if "<unfinished" in line or "resumed>" in line:
-            if any(w in line for w in watched):
-                raise ValueError(f"a threaded syscall on a watched path: {line}")
-            continue
+    for line, began in _joined(lines, watched, lambda: len(ops)):
         for name, pattern in _PATTERNS:
-            found = pattern.search(line)
+            # At the start of the line (its pid taken off): `link` never matches inside
+            # `symlink`, and a write's bytes are never searched.
+            found = pattern.match(line)
             if found:
                 op = _op(name, found, positions, snapshots)
                 if op is not None and (op.kind == "snapshot" or inside(op.path)):
+                    if op.kind == "fsync":  # it covers only what finished before it began
+                        op = replace(op, during=len(ops) - began)
                     ops.append(op)
                 break
         else:
-            if any(w in line for w in watched) and "= -1" not in line:
+            # A write's bytes may name a watched path (the journal's pages do): what it
+            # is about is the file its descriptor names.
+            by_fd = _WRITES.match(line)
+            about = by_fd.group(1) if by_fd else line
+            if any(w in about for w in watched) and "= -1" not in line:
                 raise ValueError(f"not understood: {line}")
     return ops
 
@@ -123,7 +180,12 @@ def _op(name: str, found: re.Match, positions: dict[int, int], snapshots: str) -
         positions[int(out_fd)] = positions.get(int(out_fd), 0) + int(moved)
         return Op("write", target, source, offset=start, length=int(moved))
     if name == "fsync":
-        return Op("fsync", g[1])
+        return Op("fsync", g[2], flags="fdatasync" if g[0] else "")
+    if name == "write":
+        fd, path, text, written = int(g[0]), g[1], g[2], int(g[4])
+        at = positions.get(fd, 0)
+        positions[fd] = at + written
+        return Op("write", path, offset=at, length=written, data=_bytes(text)[:written])
     if name in ("renameat2", "renameat", "rename"):
         flags = g[2] if name == "renameat2" else ""
         return Op("rename", _unescape(g[0]), _unescape(g[1]), flags=flags)
