@@ -1,7 +1,10 @@
 """The power-cut explorer: for each action row (cache, evict, adopt, and recoveries of
 actions killed midway), every state a power cut can leave after any prefix of its
 file-system operations, with any part of what was not yet fsynced lost, recovers to
-complete files, no working file, and a ledger that agrees with the disks.
+complete files, no working file, and a ledger that agrees with the disks. The move rows
+of both layouts (they copy both ways) and recoveries of a cache killed during its copy
+are also run with `verify: checksum`, whose copy writes through user space while another
+thread fdatasyncs and re-reads what was written.
 
 All states are explored when their measured cost fits CACHERR_POWERCUT_SECONDS (180 s
 by default); otherwise a seeded sample of at least 2,000 (the seed is printed).
@@ -42,6 +45,15 @@ ROWS = [
     explore.Row("symlink/backup", "recover", killed="evict@backup-exchanged:1"),
     explore.Row("symlink/move", "recover", killed="cache@link-exchanged:1"),
     explore.Row("symlink/move", "recover", killed="evict@backup-exchanged:1"),
+    # verify: checksum copies through user space (write) while a thread fdatasyncs and
+    # re-reads what was written: a cache and an evict that copy, in each layout, and a
+    # recovery of a cache killed in the middle of its copy, or between its syncs.
+    explore.Row("union/move", "cache", verify="checksum"),
+    explore.Row("union/move", "evict", verify="checksum"),
+    explore.Row("symlink/move", "cache", verify="checksum"),
+    explore.Row("symlink/move", "evict", verify="checksum"),
+    explore.Row("union/move", "recover", killed="cache@copy-chunk:2", verify="checksum"),
+    explore.Row("symlink/move", "recover", killed="cache@temp-synced:1", verify="checksum"),
 ]
 BUDGET_SECONDS = float(os.environ.get("CACHERR_POWERCUT_SECONDS", "180"))
 MINIMUM_SAMPLE = 2000

@@ -34,10 +34,12 @@ class Row:
     spec: str  # "union/backup", "union/shadow/subtitles"
     kind: str  # cache | evict | adopt | recover
     killed: str = ""  # recover: "KIND@CHECKPOINT:N", the action killed before recovery runs
+    verify: str = "size"  # checksum: the copy writes through user space and re-reads
 
     @property
     def name(self) -> str:
-        return f"{self.spec} {self.kind}" + (f" (after {self.killed})" if self.killed else "")
+        return (f"{self.spec} {self.kind}" + (f" (after {self.killed})" if self.killed else "")
+                + (f" [verify: {self.verify}]" if self.verify != "size" else ""))  # fmt: skip
 
 
 @dataclass
@@ -98,7 +100,7 @@ def record(world: World, row: Row, folder: str, tmp: Path, strace: str) -> Recor
     action = row.killed.partition("@")[0] if row.killed else row.kind
     if action == "evict":
         ledger = Ledger.open(world.state_dir)
-        rows.engine(world, row.spec, ledger=ledger).cache(video)
+        rows.engine(world, row.spec, ledger=ledger, verify=row.verify).cache(video)
         ledger.close()
     watched = watched_folders(world, row.spec, folder)
     snapshots = tmp / "snapshots"
@@ -128,7 +130,7 @@ def _traced(world: World, row: Row, kind: str, video: str, watched: list[str], s
     """Run record.py under strace; return its ops (killed: the ops up to the kill)."""
     spec = {"world": json.loads(world.to_json()), "row": row.spec, "kind": kind,
             "path": video, "watched": watched, "snapshots": str(snapshots),
-            "chunk": CHUNK_BYTES, "first_snapshot": first}  # fmt: skip
+            "chunk": CHUNK_BYTES, "first_snapshot": first, "verify": row.verify}  # fmt: skip
     done = _run(world, ["-m", "tests.integration.powercut.record", json.dumps(spec)],
                 env=env, strace=strace, out=out)  # fmt: skip
     assert done.returncode == (-9 if env else 0), (row, kind, done.stderr)
@@ -179,7 +181,7 @@ def check_state(world: World, recording: Recording, snapshot: int, state: model.
     spec = recording.row.spec
     ledger = Ledger.open(state_dir)
     try:
-        engine = rows.engine(here, spec, ledger=ledger)
+        engine = rows.engine(here, spec, ledger=ledger, verify=recording.row.verify)
         first = engine.recover()
         assert engine.recover() == [], "a second recovery had something left to do"
     finally:

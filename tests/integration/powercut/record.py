@@ -1,12 +1,13 @@
 """Run one engine action (or a recovery) to be traced: `record.py SPEC_JSON`.
 
 SPEC_JSON holds the world, the row spec ("union/backup"), the kind (cache | evict |
-adopt | recover), the relative path, the folders to watch, the snapshot folder and the
-number of its first snapshot (CACHERR_TEST_KILL_AT still kills the action). At the
-start and each time the journal changed when a checkpoint is reached, the state database
-is copied to `SNAP/NNNN.db` (its creation marks the moment in the trace) with, in
-`SNAP/NNNN.json`, the inode number of every path in the watched folders: what the
-explorer needs to give each crash state the journal and ledger of its moment.
+adopt | recover), the verification (size | checksum), the relative path, the folders to
+watch, the snapshot folder and the number of its first snapshot (CACHERR_TEST_KILL_AT
+still kills the action). At the start and each time the journal changed when a
+checkpoint is reached, the state database is copied to `SNAP/NNNN.db` (its creation
+marks the moment in the trace) with, in `SNAP/NNNN.json`, the inode number of every path
+in the watched folders: what the explorer needs to give each crash state the journal and
+ledger of its moment.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 import os
 import sqlite3
 import sys
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 from cacherr.engine.checkpoints import Checkpoints
@@ -45,6 +48,7 @@ class SnapshotCheckpoints(Checkpoints):
         super().__init__(os.environ.get("CACHERR_TEST_KILL_AT"))
         self.conn, self.folder, self.watched = conn, folder, watched
         self.taken = first
+        self.owner = threading.current_thread()
         self.changes = -1
 
     def snapshot(self) -> None:
@@ -57,7 +61,9 @@ class SnapshotCheckpoints(Checkpoints):
         self.changes = self.conn.total_changes
 
     def reached(self, name: str) -> None:
-        if self.conn.total_changes != self.changes:
+        # The journal changes in the thread that owns the connection; a checkpoint of
+        # another thread (verify: checksum's re-read) only counts.
+        if threading.current_thread() is self.owner and self.conn.total_changes != self.changes:
             self.snapshot()
         super().reached(name)
 
@@ -69,8 +75,14 @@ def main(argv: list[str]) -> int:
     checkpoints = SnapshotCheckpoints(
         ledger.conn, Path(spec["snapshots"]), spec["watched"], spec.get("first_snapshot", 0)
     )
+    chunk = spec.get("chunk", 8 * 1024 * 1024)
     engine = rows.engine(world, spec["row"], ledger=ledger, checkpoints=checkpoints,
-                         chunk_size_bytes=spec.get("chunk", 8 * 1024 * 1024))  # fmt: skip
+                         chunk_size_bytes=chunk,
+                         verify=spec.get("verify", "size"))  # fmt: skip
+    # verify: checksum re-reads each segment as soon as it is written, after its thread
+    # fdatasyncs it: one chunk a segment, so the sync runs while the copy writes on.
+    options = replace(engine.context.copy_options, verify_segment_bytes=chunk)
+    engine.context = replace(engine.context, copy_options=options)
     checkpoints.snapshot()  # the state before anything happens
     if spec["kind"] == "recover":
         engine.recover()
