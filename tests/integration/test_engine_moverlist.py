@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from cacherr.cycle.moverlist import BEGIN, END, MoverList, covered
-from cacherr.engine.checkpoints import Checkpoints
 from cacherr.engine.paths import temp_path
 from cacherr.state.ledger import Ledger
 from cacherr.testing.sandbox import Sandbox
 from tests.helpers import require_fuse
 from tests.integration.engine_helpers import rows
+from tests.integration.engine_helpers.watched import Watched
 from tests.integration.engine_helpers.world import World
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,18 +28,6 @@ SIDECARS = ["Movies/Alien (1979)/Alien (1979).en.srt",
             "Movies/Alien (1979)/Alien (1979).fr.forced.srt"]  # fmt: skip
 USER_BEFORE = ["/mnt/cache/Downloads", "/mnt/cache/Movies/Mine (2001)/mine.mkv"]
 USER_AFTER = ["/mnt/cache/Music/*.flac"]
-
-
-class Watched(Checkpoints):
-    """Checkpoints that call `look(name)` each time the engine reaches one."""
-
-    def __init__(self, look):
-        super().__init__()
-        self.look = look
-
-    def reached(self, name: str) -> None:
-        super().reached(name)
-        self.look(name)
 
 
 @pytest.fixture
