@@ -15,6 +15,7 @@ from cacherr.engine.actions import Action, Result
 from cacherr.engine.errors import Refused, SourceChanged, from_os_error
 from cacherr.engine.recovery import settle
 from cacherr.engine.rows import Decision
+from cacherr.engine.safety import same_bytes
 from cacherr.engine.table import ROWS
 from cacherr.state.ledger import CachedFile
 
@@ -97,10 +98,13 @@ class Eviction:
             paths.walk_folders(Path(entry.fast_branch), parts)
             if entry.kind == "adopted" and slow is not None:
                 # Released under `original: move` with a slow copy already there: drop the
-                # fast copy as a shadow's, if the two are the same file.
+                # fast copy as a shadow's, if the two are the same file: the same bytes,
+                # not only size and mtime (a tagger keeps both). The row then checks that
+                # neither changed since they were recorded.
                 paths.require_slow_branch(Path(slow_branch), parts[0])  # type: ignore[arg-type]
                 same = (slow.size_bytes, slow.mtime_ns) == (
-                    entry.fast.size_bytes, entry.fast.mtime_ns)  # fmt: skip
+                    entry.fast.size_bytes, entry.fast.mtime_ns,
+                ) and same_bytes(entry.fast_path, Path(slow_branch) / relative_path)  # fmt: skip
                 if not same:
                     return self._untrack(entry, "its slow copy differs from the adopted fast "
                                          "copy; both are left for you to compare")  # fmt: skip

@@ -14,6 +14,7 @@ the one destructive system call. Anything that does not hold raises before that 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -80,6 +81,34 @@ def own_copy(
         placed = FileIdentity(content.size_bytes, content.mtime_ns, known.temp_inode)
         return measured if placed.matches(measured) else None
     return None
+
+
+def same_bytes(first: Path, second: Path, chunk_bytes: int = 1024 * 1024) -> bool:
+    """True if both are regular files (never through a symlink) holding the same bytes:
+    what proves two copies that others made the same file, where size and mtime prove
+    nothing (a tagger keeps both). False if either is missing or not a regular file."""
+    try:
+        with open(first, "rb", opener=_no_follow) as a, open(second, "rb", opener=_no_follow) as b:
+            if not (stat.S_ISREG(os.fstat(a.fileno()).st_mode)
+                    and stat.S_ISREG(os.fstat(b.fileno()).st_mode)):  # fmt: skip
+                return False
+            while True:
+                block = a.read(chunk_bytes)
+                if block != b.read(chunk_bytes):
+                    return False
+                if not block:
+                    return True
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return False
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # a symlink at either name
+            return False
+        raise
+
+
+def _no_follow(path: str, flags: int) -> int:
+    # Never through a symlink, and never waiting on a FIFO someone put at the name.
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
 def is_our_symlink(path: Path, link_target: str | None) -> bool:

@@ -99,6 +99,19 @@ def test_an_adopted_file_whose_slow_copy_differs_is_untracked_and_both_are_kept(
     assert engine.ledger.get(rel) is None
 
 
+def test_an_adopted_file_whose_slow_copy_has_other_bytes_of_its_size_and_mtime_is_kept(world):
+    rel = "Movies/Retagged/r.mkv"
+    slow = world.write_original("union", rel, DATA)
+    edited = os.urandom(len(DATA))
+    fast = rows.write_on_fast(world, rel, edited)  # a tagger kept the size and the mtime
+    engine = rows.engine(world, "union/move")
+    engine.adopt(rel)
+    result = engine.evict(rel)
+    assert result.outcome == "untracked" and "differs" in result.detail
+    assert fast.read_bytes() == edited == world.plex_path("union", rel).read_bytes()
+    assert slow.read_bytes() == DATA and engine.ledger.get(rel) is None
+
+
 def test_a_hardlinked_adopted_file_is_only_ever_released(world):
     rel = "Movies/Seeding/s.mkv"
     fast = rows.write_on_fast(world, rel, DATA)
