@@ -156,10 +156,13 @@ def durable_copy(
             rename_noreplace(temporary, target)
         except FileExistsError:
             raise CopyFailed(target, "another file appeared at the target name") from None
+        # Measured at once (the rename moved its ctime): from now on the merged view
+        # serves the copy, and an edit through it must never pass for cacherr's copy.
+        placed = identity_of(os.lstat(target))
         checkpoint("renamed")
         fsync_folder(target.parent)
         checkpoint("placed")
-        return CopyResult(identity_of(os.lstat(target)), expected, digest, method)
+        return CopyResult(placed, expected, digest, method)
     except OSError as error:
         _discard(temporary, target_fd)
         target_fd = -1

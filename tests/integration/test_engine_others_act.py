@@ -19,6 +19,7 @@ from cacherr.engine.paths import temp_path
 from cacherr.testing.sandbox import Sandbox
 from tests.helpers import require_fuse, require_tool
 from tests.integration.engine_helpers import rows
+from tests.integration.engine_helpers.watched import Watched
 from tests.integration.engine_helpers.world import World
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,6 +136,26 @@ def test_an_in_place_edit_of_the_cached_copy_while_it_is_copied_back_is_kept(wor
     assert fast.read_bytes() == edited == world.plex_path("union", rel).read_bytes()
     slow = [Path(b) / rel for b in world.slow]
     assert not any(p.exists() or temp_path(p).exists() for p in slow)
+
+
+def test_an_in_place_edit_through_the_view_as_the_copy_is_placed_is_never_deleted(world):
+    rel = "Movies/Tagged as placed/t.mkv"
+    rows.write_original(world, "union/shadow", rel, DATA)
+    view = world.plex_path("union", rel)
+    edited = os.urandom(len(DATA))
+
+    def look(name: str) -> None:
+        if name == "renamed":  # from its rename on, the view serves the copy
+            rewrite_in_place(view, edited)
+
+    engine = rows.engine(world, "union/shadow", checkpoints=Watched(look))
+    # mergerfs sets the times on every branch that holds the file: the original's ctime
+    # moves too, and the cache is rolled back; the copy now holds the edit, and stays.
+    with pytest.raises(SourceChanged):
+        engine.cache(rel)
+    assert view.read_bytes() == edited
+    assert (Path(world.fast) / rel).read_bytes() == edited
+    assert engine.ledger.get(rel) is None
 
 
 # -- point 3: guards first, then the identity, then the system call -----------------------
