@@ -86,10 +86,12 @@ def copy_file(
     return result
 
 
-def record_original(ctx: Context, action_id: int, step: str, path: Path) -> FileIdentity:
+def record_original(
+    ctx: Context, action_id: int, step: str, path: Path, measured: FileIdentity | None = None
+) -> FileIdentity:
     """Journal `step` with the identity the original (or its backup) has now, after a
-    rename or link changed its ctime; return that identity."""
-    identity = safety.measure(path)
+    rename or link changed its ctime (or as `measured` right after it); return it."""
+    identity = measured or safety.measure(path)
     if identity is None:
         raise SourceChanged(path, "vanished right after cacherr renamed it")
     ctx.journal.step(action_id, step, {"original": _identity_value(identity)})
@@ -103,9 +105,12 @@ def link_backup(
     return its identity now (a new link changes the ctime)."""
     safety.require(original, safety.same(original_as), "original")
     os.link(original, backup, follow_symlinks=False)
+    # Measured at once: the original's name still serves Plex and may be edited in place
+    # (size and mtime kept); an edit from now on moves the ctime and stops the swap.
+    linked = safety.measure(backup)
     ctx.checkpoints.reached("backup-linked")
     fsync_folder(backup.parent)
-    return record_original(ctx, action_id, "backed-up", backup)
+    return record_original(ctx, action_id, "backed-up", backup, linked)
 
 
 def swap_in_symlink(

@@ -158,6 +158,23 @@ def test_an_in_place_edit_through_the_view_as_the_copy_is_placed_is_never_delete
     assert engine.ledger.get(rel) is None
 
 
+def test_an_in_place_edit_of_the_original_as_its_backup_is_linked_is_never_hidden(world):
+    spec = "symlink/backup"
+    rel = "Movies/Tagged as linked/t.mkv"
+    original = rows.write_original(world, spec, rel, DATA)
+    edited = os.urandom(len(DATA))
+
+    def look(name: str) -> None:
+        if name == "backup-linked":  # the link moved the ctime: this edit must still show
+            rewrite_in_place(original, edited)
+
+    engine = rows.engine(world, spec, checkpoints=Watched(look))
+    with pytest.raises(SourceChanged):
+        engine.cache(rel)  # never a symlink to the copy of the version before the edit
+    assert not original.is_symlink() and original.read_bytes() == edited
+    assert rows.check_consistent(world, spec, {rel: edited}) == {rel: "not-cached"}
+
+
 # -- point 3: guards first, then the identity, then the system call -----------------------
 
 
