@@ -203,10 +203,15 @@ def swap_out_symlink(
     """Symlink layout: put the original (or the copy made back beside it) in place of
     cacherr's symlink with one exchange (guards, then identities, then the exchange);
     what was swapped out must be that symlink, which then goes. Return the original's
-    identity now."""
+    identity now.
+
+    The symlink serves the cached copy: that copy must be unchanged too, checked just
+    before the exchange, or an edit written through the symlink meanwhile (while Plex
+    was asked, or the copy made back) would be hidden behind the older version."""
     original = action.slow_path
 
     def swap() -> None:
+        safety.require(action.fast_path, safety.same(action.fast), "cached copy")  # type: ignore[arg-type]
         exchange_checked(
             ctx, backup, original, "backup-exchanged",
             lambda held: safety.is_our_symlink(held, action.link_target),

@@ -194,6 +194,25 @@ def test_a_write_while_plex_is_asked_about_sessions_is_never_deleted(world):
     assert fast.read_bytes() == written == world.plex_path("union", rel).read_bytes()
 
 
+@pytest.mark.parametrize("spec", ["symlink/backup", "symlink/move"])
+def test_an_edit_through_the_symlink_during_the_poll_stays_what_plex_reads(world, spec):
+    rel = f"Movies/Tagged through {spec.replace('/', ' ')}/t.mkv"
+    original = rows.write_original(world, spec, rel, DATA)
+    rows.engine(world, spec).cache(rel)
+    edited = os.urandom(len(DATA))
+
+    def playing(path: str) -> bool:
+        rewrite_in_place(original, edited)  # through the symlink: into cacherr's copy
+        return False
+
+    engine = rows.engine(world, spec, session_check=playing)
+    assert engine.evict(rel).outcome == "untracked"
+    # Never swapped back behind the old version: Plex reads the edit, through the symlink.
+    assert original.is_symlink() and original.read_bytes() == edited
+    assert [p.name for p in original.parent.iterdir() if ".cacherr-" in p.name] in (
+        [], [f".{original.name}.cacherr-backup"])  # fmt: skip
+
+
 def upgrade_over(path: Path, data: bytes) -> None:
     """An *arr upgrade: the new file is written beside, then renamed over the old name."""
     beside = path.with_name(path.name + ".partial")
