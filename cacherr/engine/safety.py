@@ -4,7 +4,8 @@
 inode is the one the journal or the ledger recorded for it (the copy's temporary file,
 whose inode a rename keeps, or the placed copy), with the recorded size and mtime, and the
 recorded ctime once one was recorded. Same size and mtime alone prove nothing: the mover
-keeps both, and so does a tagger that rewrites bytes in place.
+keeps both, and so does a tagger that rewrites bytes in place; two copies that others
+made are the same file only if their bytes are (`same_bytes`).
 
 **Order** (`remove_side`): a side goes only after, in this order, the guards (a live
 session on the file; for the original, the merged view serving the fast copy), then the

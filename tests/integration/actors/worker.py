@@ -1,13 +1,14 @@
 """The engine, in its own process and mount namespace, driven over stdin/stdout.
 
 `worker.py WORLD_JSON` reads one JSON command a line: {"op": cache|evict|adopt|recover,
-"path": ..., "original": shadow|backup|move, "pause": [CHECKPOINT, N] or null}. A cache,
-evict or adopt goes through the cycle's own `execute` (the mover list, the name rule,
-every failure counted); with "pause", the engine stops at the Nth CHECKPOINT, prints
-{"paused": CHECKPOINT} and waits for a line on stdin (an actor acts meanwhile). Every
-command ends with {"done": ...}: the outcome, the failure or skip reason, or what the
-recovery decided. Started inside `unshare --mount`, so the pool can be unmounted for
-the engine alone while the rest of the box keeps it.
+"path": ..., "layout": union|symlink, "original": shadow|backup|move, "pause":
+[CHECKPOINT, N] or null} (the symlink layout's roots: the folder `media` of each disk).
+A cache, evict or adopt goes through the cycle's own `execute` (the mover list, the
+name rule, every failure counted); with "pause", the engine stops at the Nth
+CHECKPOINT, prints {"paused": CHECKPOINT} and waits for a line on stdin (an actor acts
+meanwhile). Every command ends with {"done": ...}: the outcome, the failure or skip
+reason, or what the recovery decided. Started inside `unshare --mount`, so the pool can
+be unmounted for the engine alone while the rest of the box keeps it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cacherr.cycle.moverlist import MoverList
 from cacherr.engine.checkpoints import Checkpoints
 from cacherr.planner import PlannedAction
 from cacherr.state.ledger import Ledger
+from tests.integration.actors.actors import SYMLINK_ROOT
 from tests.integration.engine_helpers import rows
 from tests.integration.engine_helpers.world import World
 
@@ -42,13 +44,15 @@ class Pausing(Checkpoints):
 def main(argv: list[str]) -> int:
     world = World.from_json(argv[1])
     ledger = Ledger.open(world.state_dir)
+    roots = [Path(slow) / SYMLINK_ROOT for slow in world.slow]
     mover_list = MoverList(Path(world.state_dir) / "mover.txt", Path(world.fast))
     mover_list.rewrite(str(e.fast_path) for e in ledger.files(sidecars=True))
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         command = json.loads(line)
-        engine = rows.engine(world, f"union/{command.get('original', 'shadow')}/subtitles",
-                             ledger=ledger, checkpoints=Pausing(command.get("pause")),
+        spec = f"{command.get('layout', 'union')}/{command.get('original', 'shadow')}/subtitles"
+        engine = rows.engine(world, spec, ledger=ledger, roots=roots,
+                             checkpoints=Pausing(command.get("pause")),
                              chunk_size_bytes=16 * 1024)  # fmt: skip
         if command["op"] == "recover":
             done = [f"{r.relative_path}: {r.state} {r.outcome}" for r in engine.recover()]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from cacherr.config.model import SymlinkLayout, UnionLayout
@@ -23,7 +24,16 @@ def parse(spec: str) -> tuple[str, str, str]:
     return layout, original, rest[0] if rest else "none"
 
 
-def engine(world: World, spec: str, ledger: Ledger | None = None, **options) -> Engine:
+def engine(
+    world: World,
+    spec: str,
+    ledger: Ledger | None = None,
+    *,
+    roots: Sequence[Path] | None = None,
+    **options,
+) -> Engine:
+    """The engine of one row; symlink layout: `roots` hold the originals (default: the
+    world's one root)."""
     layout, original, sidecars = parse(spec)
     ledger = ledger or Ledger.open(world.state_dir)
     if layout == "union":
@@ -41,7 +51,7 @@ def engine(world: World, spec: str, ledger: Ledger | None = None, **options) -> 
         layout="symlink",
         original=original,
         symlink=symlink,
-        roots=[world.symlink_root],
+        roots=list(roots) if roots else [world.symlink_root],
         sidecars=sidecars,
         **options,
     )
