@@ -1,4 +1,5 @@
-"""Doctor's audit of the cache: untracked (changed) files, duplicates cacherr does not
+"""Doctor's audit of the cache: untracked (changed) files and, in the symlink layout, the
+symlinks cacherr left to them, duplicates cacherr does not
 track, orphan backups, leftover temporary files and empty folders; `--fix` repairs the
 safe ones (through the engine's tidy functions): a temporary file that no journal entry
 knows and no process has open is cacherr's own leftover, and is removed."""
@@ -47,9 +48,15 @@ def audit(config: Config, ledger: Ledger, *, fix: bool) -> list[Finding]:
                                     "if the new file is right, `cacherr evict` skips it; "
                                     "remove or move it yourself"))
 
+    links = _link_prefixes(config) if cache.layout == "symlink" else ()
+    linked = {str(entry.slow_path) for entry in tracked.values() if entry.slow_path}
     for branch in slow:
         for folder, _subfolders, files in _walk(branch):
             for name in files:
+                if links and str(Path(folder) / name) not in linked:
+                    finding = _untracked_link(Path(folder) / name, links, config)
+                    if finding is not None:
+                        findings.append(finding)
                 if not (name.startswith(".") and name.endswith(paths.BACKUP_SUFFIX)):
                     continue
                 backup = Path(folder) / name
@@ -90,6 +97,36 @@ def audit(config: Config, ledger: Ledger, *, fix: bool) -> list[Finding]:
     if not findings:
         findings.append(Finding("ok", "audit", f"{len(tracked)} cached files, nothing stray"))
     return findings + mover_list_length(Path(cache.mover_exclude_file), fast)
+
+
+def _link_prefixes(config: Config) -> tuple[str, ...]:
+    """The texts cacherr's symlinks start with: the copies' folder as Plex sees it, and as
+    this host does."""
+    symlink = config.cache.symlink
+    return tuple({symlink.plex_dir.rstrip("/") + "/", str(symlink.dir).rstrip("/") + "/"})
+
+
+def _untracked_link(path: Path, prefixes: tuple[str, ...], config: Config) -> Finding | None:
+    """A symlink into cacherr's copies that the ledger does not know: cacherr untracked the
+    file when someone changed it, and left the symlink, the copy and any backup for the
+    user; until one is chosen, the file cannot be cached again."""
+    try:
+        text = os.readlink(path)
+    except OSError:
+        return None  # not a symlink
+    if not text.startswith(prefixes):
+        return None
+    relative = text[len(next(p for p in prefixes if text.startswith(p))):]
+    copy = Path(config.cache.symlink.dir) / relative
+    backup = path.with_name(f".{path.name}{paths.BACKUP_SUFFIX}")
+    has_backup = os.path.lexists(backup)
+    keep = (f"keep one version under {path.name!r}: the copy {copy} (what Plex reads now) "
+            f"or the backup {backup}" if has_backup else
+            f"replace the symlink with the copy {copy} (what Plex reads now)")
+    return Finding("warning", "untracked",
+                   f"{path} is cacherr's symlink to {copy}, but cacherr no longer tracks it "
+                   "(someone changed the file); it stays as it is and is not cached again "
+                   "until you decide", f"compare them, {keep}, and delete the rest")
 
 
 def mover_list_length(listing: Path, fast: Path) -> list[Finding]:

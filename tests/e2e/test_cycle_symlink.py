@@ -95,3 +95,24 @@ def test_a_symlink_cycle_caches_and_evicts_by_the_keep_rules(world):
     assert not [p for p in media.rglob(".*cacherr-backup")]
     assert_intact(media, written)
     assert json.loads(cacherr(rules, "ls", "--format", "json", fake=fake).stdout) == []
+
+
+def test_a_file_changed_through_its_symlink_is_left_alone_and_doctor_lists_it(world):
+    fake, sandbox, media, written, rules = world
+    assert cacherr(rules, "run", "--once", fake=fake).returncode == 0
+    copy = sandbox.fast / TRENDING
+    tagged = b"tagged " + written[TRENDING][7:]
+    with open(media / TRENDING, "r+b") as through_the_link:  # a tagger, in place
+        through_the_link.write(tagged[:7])
+    evicted = cacherr(rules, "evict", str(media / TRENDING), fake=fake)
+    assert (media / TRENDING).is_symlink() and copy.read_bytes() == tagged, evicted.stderr
+    assert TRENDING not in [e["path"] for e in json.loads(
+        cacherr(rules, "ls", "--format", "json", fake=fake).stdout)]
+
+    doctor = cacherr(rules, "doctor", fake=fake)
+    said = doctor.stdout + doctor.stderr
+    assert f"{media / TRENDING} is cacherr's symlink to {copy}, but cacherr no longer " \
+           "tracks it" in said, said
+    assert f"or the backup {(media / TRENDING).with_name('.' + copy.name + '.cacherr-backup')}" in said
+    fixed = cacherr(rules, "doctor", "--fix", fake=fake)
+    assert (media / TRENDING).is_symlink() and copy.read_bytes() == tagged, fixed.stdout
